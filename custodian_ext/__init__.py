@@ -1,0 +1,15 @@
+"""Cloud Custodian policy pack for responding to a suspected AWS account compromise.
+
+Importing this package registers the pack's filters, actions and conditions
+with c7n and installs its hooks (see ``custodian_ext.hooks``). The stock
+``custodian`` and ``c7n-org`` commands import it through
+``custodian_ext.pth``; Lambda functions through ``custodian_ext.handler``.
+"""
+from custodian_ext import hooks
+
+hooks.install()
+
+# One line per module that registers elements with c7n.
+from custodian_ext.filters import credentials  # noqa: E402,F401
+from custodian_ext.filters import instances  # noqa: E402,F401
+from custodian_ext.filters import quarantine  # noqa: E402,F401

@@ -1,0 +1,1 @@
+"""``make demo``: the pack against a compromised account on the local emulator."""

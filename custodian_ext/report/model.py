@@ -1,0 +1,80 @@
+"""What the report knows about a sweep: policy runs and their findings."""
+import re
+from dataclasses import dataclass, field
+
+SEVERITIES = ('critical', 'high', 'medium', 'low', 'info')
+
+# Step titles, in the order of ../shared/RUNBOOK.md.
+STEPS = {
+    'R1.1': 'Credential report: when keys and passwords were last used',
+    'R1.2': 'Recent use of users, groups, roles and policies',
+    'R2.1': 'Is CloudTrail still recording?',
+    'R2.2': 'CloudTrail event history since the incident started',
+    'R3.1': 'Spend by service and region, this month against last',
+    'R3.2': 'Trusted Advisor: exposed access keys',
+    'R3.3': 'Resources outside the allowed regions',
+    'R4.1': 'IAM principals created since the incident or not on the known list',
+    'R4.2': 'Roles trusting unknown accounts; new administrators',
+    'R4.3': 'Organization accounts created, invited or left',
+    'X1': 'Exposed access keys (AWS quarantine marker)',
+    'X2': 'Root user access keys',
+    'X3': 'IAM users you did not create',
+    'X4': 'Passwords to reset',
+    'X5': 'Temporary credentials to revoke',
+    'X6': 'Unrecognized resources in every region',
+    'X7': 'Evidence before destruction',
+    'X8': 'Backups and restore readiness',
+    'X9': 'Account details and alternate contacts',
+    'X10': 'Answer AWS Support',
+}
+
+
+def step_key(step):
+    """Sort key for runbook ids: R before X, then numerically; unknown ids last."""
+    m = re.match(r'^([RX])(\d+)(?:\.(\d+))?$', step or '')
+    if not m:
+        return (2, 0, 0, step or '')
+    return (0 if m.group(1) == 'R' else 1, int(m.group(2)), int(m.group(3) or 0), '')
+
+
+def severity_rank(sev):
+    return SEVERITIES.index(sev) if sev in SEVERITIES else len(SEVERITIES)
+
+
+@dataclass
+class PolicyRun:
+    """One policy in one account and region: its outcome and resources."""
+    policy: str
+    account: str
+    account_id: str
+    region: str
+    status: str  # findings | clean | errored | skipped
+    resource_type: str = ''
+    metadata: dict = field(default_factory=dict)
+    description: str = ''
+    resources: list = field(default_factory=list)
+    error: str = ''
+    path: str = ''
+
+    @property
+    def step(self):
+        return str(self.metadata.get('runbook', ''))
+
+    @property
+    def severity(self):
+        return self.metadata.get('severity', 'info')
+
+
+@dataclass
+class Finding:
+    run: PolicyRun
+    resource_id: str
+    resource: dict
+
+    @property
+    def step(self):
+        return self.run.step
+
+    @property
+    def severity(self):
+        return self.run.severity

@@ -1,0 +1,287 @@
+"""The pack's settings: the keys of ``policies/vars.yml``, their types and defaults.
+
+Policies read settings through Custodian's ``{name}`` variable substitution
+(``custodian run --vars-file`` and c7n-org's ``vars``). Custodian itself does
+not check them: a region list written as a string silently turns ``not-in``
+into a substring test, and a missing key leaves the literal ``{incident_start}``
+in the policy. So every value is checked here, before any API call, and a bad
+one stops the run with a single line that names the key and says what to write.
+
+Every setting is documented in the README; ``tests/unit/test_settings.py``
+keeps the README, ``policies/vars.yml`` and this table in step.
+"""
+import datetime
+import difflib
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import yaml
+
+
+class SettingsError(ValueError):
+    """A settings value is missing or malformed. The message is one line."""
+
+
+REQUIRED = object()
+
+REGION_RE = re.compile(r'^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$')
+ACCOUNT_RE = re.compile(r'^\d{12}$')
+TIMESTAMP_RE = re.compile(
+    r'^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]00:?00)$')
+TIMESTAMP_EXAMPLE = '2026-11-28T09:30:00Z'
+
+
+def _region(key, value):
+    if not isinstance(value, str) or not REGION_RE.match(value):
+        raise SettingsError(
+            f"{key}: {value!r} is not an AWS region name; write it like us-east-1")
+    return value
+
+
+def _regions(key, value):
+    if not isinstance(value, list):
+        raise SettingsError(
+            f"{key}: expected a list of region names such as [us-east-1, eu-west-1], "
+            f"got {type(value).__name__} {value!r}")
+    if not value:
+        raise SettingsError(f"{key}: the list is empty; name at least one region")
+    return [_region(f"{key}[{i}]", v) for i, v in enumerate(value)]
+
+
+def _timestamp(key, value):
+    if isinstance(value, datetime.datetime):
+        # YAML turns an unquoted timestamp into a datetime; keep the UTC rule.
+        if value.tzinfo is None or value.utcoffset() != datetime.timedelta(0):
+            raise SettingsError(
+                f"{key}: {value} has no UTC offset; write it like {TIMESTAMP_EXAMPLE}")
+        return value.strftime('%Y-%m-%dT%H:%M:%SZ')
+    if not isinstance(value, str) or not TIMESTAMP_RE.match(value):
+        raise SettingsError(
+            f"{key}: {value!r} is not an ISO-8601 UTC timestamp with a time of day; "
+            f"write it like {TIMESTAMP_EXAMPLE}")
+    try:
+        datetime.datetime.fromisoformat(value.replace('Z', '+00:00'))
+    except ValueError:
+        raise SettingsError(
+            f"{key}: {value!r} is not a valid date and time; write it like "
+            f"{TIMESTAMP_EXAMPLE}") from None
+    return value
+
+
+def _names(key, value):
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise SettingsError(
+            f"{key}: expected a list of names such as [alice, deploy-bot], got {value!r}")
+    return value
+
+
+def _accounts(key, value):
+    if not isinstance(value, list):
+        raise SettingsError(
+            f"{key}: expected a list of 12-digit account ids in quotes, got {value!r}")
+    out = []
+    for i, v in enumerate(value):
+        # An unquoted id is read by YAML as an int and loses leading zeros.
+        if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 10 ** 12:
+            v = '%012d' % v
+        if not isinstance(v, str) or not ACCOUNT_RE.match(v):
+            raise SettingsError(
+                f"{key}[{i}]: {v!r} is not a 12-digit AWS account id; quote it, "
+                f"like '123456789012'")
+        out.append(v)
+    return out
+
+
+def _positive_number(key, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise SettingsError(f"{key}: expected a number greater than 0, got {value!r}")
+    return value
+
+
+def _whole_days(key, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SettingsError(f"{key}: expected a whole number of days (0 or more), got {value!r}")
+    return value
+
+
+def _string(key, value):
+    if not isinstance(value, str):
+        raise SettingsError(f"{key}: expected a string, got {value!r}")
+    return value
+
+
+def _identifier(key, value):
+    if not isinstance(value, str) or not re.match(r'^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$', value):
+        raise SettingsError(
+            f"{key}: {value!r} must be 1-128 letters, digits, '.', '_', ':' or '-' "
+            f"(it becomes a tag value and part of object keys)")
+    return value
+
+
+def _bucket(key, value):
+    if value in ('', None):
+        return ''
+    if not isinstance(value, str) or not re.match(r'^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$', value):
+        raise SettingsError(
+            f"{key}: {value!r} is not an S3 bucket name; give the bare name, or '' for none")
+    return value
+
+
+def _patterns(key, value):
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise SettingsError(
+            f"{key}: expected a list of patterns such as ['p4d.*', 'g5.*'], got {value!r}")
+    return value
+
+
+def _contacts(key, value):
+    if not isinstance(value, dict):
+        raise SettingsError(
+            f"{key}: expected a mapping of contact type (security, billing, operations) "
+            f"to its expected email address, got {value!r}")
+    allowed = {'security', 'billing', 'operations'}
+    for k, v in value.items():
+        if k not in allowed:
+            raise SettingsError(
+                f"{key}.{k}: unknown contact type; use security, billing or operations")
+        if not isinstance(v, str) or '@' not in v:
+            raise SettingsError(f"{key}.{k}: {v!r} is not an email address")
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    check: Callable[[str, Any], Any]
+    default: Any
+    help: str
+
+
+SETTINGS = {s.name: s for s in (
+    Setting('allowed_regions', _regions, REQUIRED,
+            'Regions the account is meant to use. Resources anywhere else are findings (R3.3).'),
+    Setting('incident_start', _timestamp, REQUIRED,
+            'ISO-8601 UTC timestamp, e.g. 2026-11-28T09:30:00Z. Anything created, used or '
+            'changed at or after it is suspect.'),
+    Setting('known_users', _names, [],
+            'IAM user names that are expected. Others are findings (R4.1).'),
+    Setting('known_roles', _names, [],
+            'IAM role names (or name patterns with *) that are expected. Others are findings (R4.1).'),
+    Setting('known_accounts', _accounts, [],
+            'AWS Organizations member account ids that are expected (R4.3).'),
+    Setting('trusted_accounts', _accounts, [],
+            'External account ids that trust policies, shares and bucket policies may name (R4.2).'),
+    Setting('stale_days', _positive_number, 90,
+            'Credentials unused for this many days are flagged (R1.1).'),
+    Setting('global_region', _region, 'us-east-1',
+            'The one region in which policies for global services (IAM, Organizations, '
+            'Route 53 Domains) run, so they run once per account. Include it in every sweep.'),
+    Setting('incident_id', _identifier, 'incident',
+            'Short id of this incident; respond actions tag snapshots and evidence with it.'),
+    Setting('evidence_bucket', _bucket, '',
+            'S3 bucket that receives evidence (instance and user descriptions) before '
+            'anything is changed. Empty: evidence goes to the policy output only.'),
+    Setting('key_grace_days', _whole_days, 7,
+            'Days a deactivated access key is kept before the delete policy may remove it (X1).'),
+    Setting('unusual_instance_types', _patterns,
+            ['p2.*', 'p3.*', 'p3dn.*', 'p4d.*', 'p4de.*', 'p5.*', 'p5e.*', 'p5en.*', 'p6*',
+             'g3.*', 'g3s.*', 'g4dn.*', 'g4ad.*', 'g5.*', 'g5g.*', 'g6.*', 'g6e.*', 'gr6.*',
+             'inf1.*', 'inf2.*', 'trn1.*', 'trn1n.*', 'trn2.*', 'dl1.*', 'dl2q.*',
+             'x1.*', 'x1e.*', 'x2*', 'u-*', '*.metal', '*.24xlarge', '*.32xlarge',
+             '*.48xlarge'],
+            'Instance type patterns (shell-style) that mining attacks favour: GPU, '
+            'accelerator and very large instances.'),
+    Setting('cost_increase_ratio', _positive_number, 1.5,
+            'R3.1 flags a service or region whose spend this month is this many times '
+            'last month\'s (pro-rated to the same number of days).'),
+    Setting('cost_min_amount', _positive_number, 10,
+            'R3.1 ignores services and regions below this amount (USD) this month.'),
+    Setting('expected_contacts', _contacts, {},
+            'Expected alternate contact email per type (security, billing, operations) (X9). '
+            'A missing contact is always a finding; a different email is one when listed here.'),
+)}
+
+
+def referenced(policy_data):
+    """Names of pack settings that a policy refers to as ``{name}``."""
+    found = set()
+    stack = [policy_data]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if '{' in v:
+                found.update(m for m in re.findall(r'\{(\w+)\}', v) if m in SETTINGS)
+        elif isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+    return found
+
+
+def _unknown_key_error(key, source):
+    close = difflib.get_close_matches(key, list(SETTINGS), n=1, cutoff=0.75)
+    hint = f"; did you mean '{close[0]}'?" if close else (
+        '; known settings: ' + ', '.join(sorted(SETTINGS)))
+    return SettingsError(f"{source}: unknown setting '{key}'{hint}")
+
+
+def validate(values, source='vars', names=None, strict=False):
+    """Check settings and return a new dict with defaults filled in.
+
+    ``names`` limits the check to those settings (the ones a policy uses);
+    ``strict`` rejects every key that is not a pack setting. Otherwise only a
+    key that looks like a misspelt setting is rejected, since a vars file may
+    also carry values for the user's own policies.
+    """
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise SettingsError(
+            f"{source}: expected a mapping of setting: value, got {type(values).__name__}")
+    out = dict(values)
+    for key in values:
+        if key in SETTINGS or not isinstance(key, str):
+            continue
+        if strict or difflib.get_close_matches(key, list(SETTINGS), n=1, cutoff=0.75):
+            raise _unknown_key_error(key, source)
+    for name in (names if names is not None else SETTINGS):
+        spec = SETTINGS[name]
+        if name not in values or values[name] is None:
+            if spec.default is REQUIRED:
+                raise SettingsError(
+                    f"{source}: required setting '{name}' is missing; add it to "
+                    f"policies/vars.yml ({spec.help.split('.')[0].lower()})")
+            out[name] = spec.default
+            continue
+        try:
+            out[name] = spec.check(name, values[name])
+        except SettingsError as e:
+            raise SettingsError(f"{source}: {e}") from None
+    return out
+
+
+def load(path, strict=True):
+    """Read and check a vars file; raise SettingsError with one line on any problem."""
+    try:
+        with open(path) as fh:
+            data = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise SettingsError(f"{path}: vars file not found") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, 'problem_mark', None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ''
+        problem = getattr(e, 'problem', None) or str(e).splitlines()[0]
+        raise SettingsError(f"{path}: not valid YAML{where}: {problem}") from None
+    return validate(data, source=path, strict=strict)
+
+
+def incident_start(values):
+    """``incident_start`` as an aware datetime."""
+    return parse_timestamp(values['incident_start'])
+
+
+def parse_timestamp(value):
+    if isinstance(value, datetime.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
+    return datetime.datetime.fromisoformat(str(value).replace('Z', '+00:00'))

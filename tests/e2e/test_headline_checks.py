@@ -1,0 +1,71 @@
+"""The four headline checks through the stock `custodian run`, on a compromised and a clean account.
+
+The compromised account is the demo's story (custodian_ext.demo.story). The
+root key relies on the emulator's moto extension (root row in the credential
+report, AccountAccessKeysPresent), see custodian_ext/emulator/extensions.py.
+"""
+import json
+import os
+
+import pytest
+
+from custodian_ext.demo import story
+from custodian_ext.emulator import AMI_X86
+from custodian_ext.report import findings, load_runs
+from tests.support import POLICIES, run_cli, write_vars
+
+pytestmark = pytest.mark.e2e
+
+
+def sweep(account, tmp_path, incident_start, regions=story.SWEEP_REGIONS):
+    vars_file = write_vars(tmp_path / 'vars.yml', story.demo_vars(incident_start))
+    cmd = ['custodian', 'run', '-s', str(tmp_path / 'out'), '--cache-period', '0',
+           '--vars-file', vars_file, os.path.join(POLICIES, 'detect')]
+    for r in regions:
+        cmd += ['-r', r]
+    proc = run_cli(cmd, account.env, check=0)
+    runs = load_runs([str(tmp_path / 'out')])
+    assert not [r for r in runs if r.status == 'errored'], proc.stderr
+    return runs
+
+
+def by_policy(runs):
+    out = {}
+    for f in findings(runs):
+        out.setdefault(f.run.policy, []).append(f)
+    return out
+
+
+def test_compromised_account_trips_every_headline_check(account, tmp_path):
+    story.seed_baseline(account.url, account.id)
+    start = story.incident_boundary()
+    story.seed_attack(account.url, account.id)
+    found = by_policy(sweep(account, tmp_path, start))
+
+    x1 = {f.resource_id: f for f in found['x1-quarantined-user-active-keys']}
+    assert set(x1) == {'deploy-bot', 'legacy-etl'}  # alice has keys but no marker
+    assert x1['deploy-bot'].run.region == 'us-east-1'
+    [x2] = found['x2-root-access-keys']
+    assert x2.resource['c7n:root-access-keys']['AccountAccessKeysPresent'] == 1
+    r33 = found['r3-3-ec2-outside-allowed-regions']
+    assert {f.run.region for f in r33} == {'eu-north-1'}
+    assert sorted(f.resource['InstanceType'] for f in r33) == ['g4dn.xlarge', 'p3.2xlarge']
+    x6 = found['x6-stopped-instances']
+    assert sorted(f.resource['InstanceType'] for f in x6) == ['c5.4xlarge', 'g4dn.xlarge']
+    assert all(f.resource['c7n:stopped-since'] != 'unknown' for f in x6)
+    # global checks ran once, not once per region
+    assert len(found['x2-root-access-keys']) == 1
+
+
+def test_clean_account_has_no_findings(account, tmp_path):
+    story.seed_baseline(account.url, account.id)
+    for region in story.ALLOWED_REGIONS:
+        account.client('ec2', region).run_instances(ImageId=AMI_X86, MinCount=1, MaxCount=1)
+    start = story.incident_boundary()
+    runs = sweep(account, tmp_path, start)
+    assert findings(runs) == []
+    ran = {(r.policy, r.region) for r in runs if r.status == 'clean'}
+    assert ('x1-quarantined-user-active-keys', 'us-east-1') in ran
+    assert ('r3-3-ec2-outside-allowed-regions', 'eu-north-1') in ran
+    skipped = {(r.policy, r.region) for r in runs if r.status == 'skipped'}
+    assert ('r3-3-ec2-outside-allowed-regions', 'us-west-2') in skipped
