@@ -83,20 +83,34 @@ SKIP_FILE = 'skipped.json'
 
 
 def record_skip(policy):
-    """Leave ``skipped.json`` where a policy skipped by its conditions would write.
+    """Leave ``skipped.json`` (and a minimal ``metadata.json``) where the policy would write.
 
     Without it, "skipped on purpose" (a global policy outside global_region,
     R3.3 in an allowed region) and "never ran" look the same in the output,
-    and the report could not tell a missing run from a clean one.
+    and the report could not tell a missing run from a clean one. Only the
+    output is opened: entering the policy's full execution context would
+    create (and, in c7n-org, assume) an AWS session for a policy that makes
+    no API call.
     """
     import json
+    import time
+    from c7n.output import blob_outputs
     if not policy.options.output_dir:
         return
-    with policy.ctx as ctx:
-        ctx.output.write_file(SKIP_FILE, json.dumps({
-            'policy': policy.name, 'region': policy.options.region,
-            'account_id': policy.options.account_id,
-            'reason': 'execution conditions'}))
+    output = blob_outputs.select(policy.options.output_dir, policy.ctx)
+    note = {'policy': policy.name, 'region': policy.options.region,
+            'account_id': policy.options.account_id, 'reason': 'execution conditions'}
+    output.__enter__()
+    try:
+        output.write_file(SKIP_FILE, json.dumps(note))
+        output.write_file('metadata.json', json.dumps({
+            'policy': policy.data,
+            'config': {'region': policy.options.region,
+                       'account_id': policy.options.account_id},
+            'execution': {'start': time.time(), 'skipped': True},
+            'metrics': []}, indent=2, default=str))
+    finally:
+        output.__exit__()
 
 
 # -- custodian -----------------------------------------------------------------
