@@ -58,7 +58,8 @@ def _policy_get_variables(original):
         if names:
             source = getattr(self.options, 'vars_file', None) or 'vars'
             try:
-                checked = settings.validate(variables or {}, source=source, names=names)
+                checked = settings.validate(variables or {}, source=source, names=names,
+                                            unknown=False)
             except settings.SettingsError as e:
                 raise settings.SettingsError(f"policy {self.name}: {e}") from None
             if variables is None:

@@ -226,13 +226,14 @@ def _unknown_key_error(key, source):
     return SettingsError(f"{source}: unknown setting '{key}'{hint}")
 
 
-def validate(values, source='vars', names=None, strict=False):
+def validate(values, source='vars', names=None, strict=False, unknown=True):
     """Check settings and return a new dict with defaults filled in.
 
     ``names`` limits the check to those settings (the ones a policy uses);
     ``strict`` rejects every key that is not a pack setting. Otherwise only a
     key that looks like a misspelt setting is rejected, since a vars file may
-    also carry values for the user's own policies.
+    also carry values for the user's own policies. ``unknown=False`` skips
+    the key check (per policy, where c7n has already added its own variables).
     """
     if values is None:
         values = {}
@@ -240,7 +241,7 @@ def validate(values, source='vars', names=None, strict=False):
         raise SettingsError(
             f"{source}: expected a mapping of setting: value, got {type(values).__name__}")
     out = dict(values)
-    for key in values:
+    for key in (values if unknown else ()):
         if key in SETTINGS or not isinstance(key, str):
             continue
         if strict or difflib.get_close_matches(key, list(SETTINGS), n=1, cutoff=0.75):
