@@ -70,6 +70,25 @@ def _policy_get_variables(original):
     return get_variables
 
 
+def _policy_validate(original):
+    def validate(self):
+        if settings.referenced(self.data):
+            # Not substituted yet: `custodian validate`, and c7n's pre-expansion
+            # check in `custodian run`. Validate a copy with sample settings so
+            # that e.g. `value_type: date` + '{incident_start}' is checked as a date.
+            sample = Policy(self.data, self.options, self.session_factory)
+            sample.expand_variables(sample.get_variables(settings.samples()))
+            result = original(sample)
+            # c7n's deprecation report reads the original's parsed conditions.
+            try:
+                self.conditions.validate()
+            except Exception:
+                pass  # the substituted copy above is the one that counts
+            return result
+        return original(self)
+    return validate
+
+
 def _is_runnable(original):
     def is_runnable(self, event=None):
         runnable = original(self, event)
@@ -312,6 +331,7 @@ def install():
     _INSTALLED = True
     _wrap(Policy, 'get_variables', _policy_get_variables)
     _wrap(Policy, 'is_runnable', _is_runnable)
+    _wrap(Policy, 'validate', _policy_validate)
     # Only in the console scripts: Lambda packages carry neither the CLI's
     # dependencies nor c7n-org.
     if program() == 'custodian' or 'c7n.cli' in sys.modules:

@@ -203,6 +203,16 @@ SETTINGS = {s.name: s for s in (
 )}
 
 
+# Stand-ins for required settings, used only to validate a policy before its
+# variables are known (``custodian validate`` has no --vars-file).
+SAMPLES = {'allowed_regions': ['us-east-1'], 'incident_start': TIMESTAMP_EXAMPLE}
+
+
+def samples():
+    """A complete, valid set of settings: defaults plus stand-ins for required ones."""
+    return {name: SAMPLES.get(name, s.default) for name, s in SETTINGS.items()}
+
+
 def referenced(policy_data):
     """Names of pack settings that a policy refers to as ``{name}``."""
     found = set()
