@@ -13,5 +13,7 @@ hooks.install()
 from custodian_ext.filters import credentials  # noqa: E402,F401
 from custodian_ext.filters import instances  # noqa: E402,F401
 from custodian_ext.filters import quarantine  # noqa: E402,F401
+from custodian_ext.filters import rotation  # noqa: E402,F401
 from custodian_ext.actions import isolate  # noqa: E402,F401
+from custodian_ext.actions import keys  # noqa: E402,F401
 from custodian_ext.actions import snapshot  # noqa: E402,F401
