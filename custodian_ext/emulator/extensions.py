@@ -9,6 +9,10 @@ tests and the benchmarks) applies it.
   the root user, creates a root access key; ``GetAccountSummary`` then shows
   ``AccountAccessKeysPresent: 1``, and the credential report always starts
   with a ``<root_account>`` row. moto has no root row and a fixed 0.
+- ``ListServiceSpecificCredentials`` (c7n's ``delete`` on ``iam-user`` and the
+  pack's ``export-user`` call it). AWS returns the user's CodeCommit /
+  Keyspaces / Bedrock credentials and ``NoSuchEntity`` for an unknown user;
+  moto cannot create such credentials, so the list is always empty.
 """
 import datetime
 
@@ -84,7 +88,20 @@ def root_access_keys():
     AccountSummary.summary_map = property(summary_map_ext)
 
 
-EXTENSIONS = [root_access_keys]
+def service_specific_credentials():
+    from moto.core.responses import ActionResult
+    from moto.iam.responses import IamResponse
+
+    def list_service_specific_credentials(self):
+        user_name = self._get_param('UserName')
+        if user_name:
+            self.backend.get_user(user_name)  # NoSuchEntity, as AWS answers
+        return ActionResult({'ServiceSpecificCredentials': []})
+
+    IamResponse.list_service_specific_credentials = list_service_specific_credentials
+
+
+EXTENSIONS = [root_access_keys, service_specific_credentials]
 
 
 def apply():
