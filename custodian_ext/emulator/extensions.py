@@ -13,6 +13,9 @@ tests and the benchmarks) applies it.
   pack's ``export-user`` call it). AWS returns the user's CodeCommit /
   Keyspaces / Bedrock credentials and ``NoSuchEntity`` for an unknown user;
   moto cannot create such credentials, so the list is always empty.
+- ``ModifySnapshotAttribute`` with ``CreateVolumePermission={'Add'|'Remove': [{'UserId'|'Group'}]}``
+  (the structured form c7n's ``set-permissions`` sends). AWS applies it like
+  ``UserIds``/``GroupNames``; moto reads only those and ignores the structure.
 """
 import datetime
 
@@ -101,7 +104,28 @@ def service_specific_credentials():
     IamResponse.list_service_specific_credentials = list_service_specific_credentials
 
 
-EXTENSIONS = [root_access_keys, service_specific_credentials]
+def snapshot_permission_structure():
+    from moto.ec2.responses.elastic_block_store import ElasticBlockStore
+
+    modify = ElasticBlockStore.modify_snapshot_attribute
+
+    def modify_snapshot_attribute_ext(self):
+        response = modify(self)
+        snapshot_id = self._get_param('SnapshotId')
+        change = self._get_param('CreateVolumePermission', {}) or {}
+        for kind, apply in (('Add', self.ec2_backend.add_create_volume_permission),
+                            ('Remove', self.ec2_backend.remove_create_volume_permission)):
+            items = change.get(kind) or []
+            users = [i['UserId'] for i in items if i.get('UserId')]
+            groups = [i['Group'] for i in items if i.get('Group')]
+            if users or groups:
+                apply(snapshot_id, user_ids=users, groups=groups)
+        return response
+
+    ElasticBlockStore.modify_snapshot_attribute = modify_snapshot_attribute_ext
+
+
+EXTENSIONS = [root_access_keys, service_specific_credentials, snapshot_permission_structure]
 
 
 def apply():
