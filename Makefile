@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/custodian-ext demo
 
 validate: $(STAMP)
-	$(BIN)/custodian validate policies/detect/*.yml
+	$(BIN)/custodian validate policies/detect/*.yml policies/respond/*.yml
 
 # Contain (policies/respond): changes resources only with CONFIRM=yes; a dry run otherwise.
 #   make respond                                  # dry run: what would be contained

@@ -34,6 +34,8 @@ KEEP_SCHEMA = var_or({'type': 'array', 'items': {'type': 'string'}})
 
 
 def _user_tags(action, client, user):
+    # Read fresh, not from the resource: with Custodian's resource cache the
+    # tags could predate the last run, and the record would lose entries.
     return action.call(client.list_user_tags, UserName=user).get('Tags', [])
 
 

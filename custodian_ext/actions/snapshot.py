@@ -212,15 +212,23 @@ class SnapshotBeforeTerminate(PackAction):
             failures.setdefault(p.instance_id, reason)
             todo.difference_update(p.snapshots)
 
+        def describe(batch):
+            try:
+                return self.call(ec2.describe_snapshots, SnapshotIds=batch)['Snapshots']
+            except ClientError as e:
+                if e.response['Error']['Code'] == 'InvalidSnapshot.NotFound' and len(batch) > 1:
+                    # one deleted snapshot fails the whole call: ask one by one
+                    return [s for sid in batch for s in describe([sid])]
+                if e.response['Error']['Code'] == 'InvalidSnapshot.NotFound':
+                    return []  # reported below as no longer existing
+                for sid in batch:
+                    fail(owner[sid], f'could not check snapshot {sid}: {e}')
+                return []
+
         delay = self.poll_interval[0]
         while todo:
             for batch in chunks(sorted(todo), 200):
-                try:
-                    found = self.call(ec2.describe_snapshots, SnapshotIds=batch)['Snapshots']
-                except ClientError as e:
-                    for sid in batch:
-                        fail(owner[sid], f'could not check snapshot {sid}: {e}')
-                    continue
+                found = describe(batch)
                 seen = set()
                 for s in found:
                     sid = s['SnapshotId']

@@ -108,11 +108,12 @@ def test_keeps_evidence_snapshots_every_volume_isolates_then_terminates(aws, tmp
 
 def test_one_failure_per_kind_leaves_that_instance_alone_and_the_rest_complete(aws, tmp_path, monkeypatch):
     """In one batch: CreateSnapshots fails for one instance, another's snapshot ends in
-    state error, the third completes. Only the third is terminated; the run fails
-    after all three, naming the two."""
+    state error, a third's snapshot is deleted before it is checked (DescribeSnapshots
+    then fails for the whole batch), the fourth completes. Only the fourth is
+    terminated; the run fails after all four, naming the three."""
     ec2 = fast_client(aws, 'ec2')
-    create_fails, snapshot_errors, fine = launch(ec2, count=3, tags=[CONTAIN])
-    broken = []
+    create_fails, snapshot_errors, snapshot_deleted, fine = launch(ec2, count=4, tags=[CONTAIN])
+    broken, doomed = [], []
 
     def create(params, call):
         if params['InstanceSpecification']['InstanceId'] == create_fails:
@@ -120,9 +121,13 @@ def test_one_failure_per_kind_leaves_that_instance_alone_and_the_rest_complete(a
         out = call()
         if params['InstanceSpecification']['InstanceId'] == snapshot_errors:
             broken.append(out['Snapshots'][0]['SnapshotId'])
+        if params['InstanceSpecification']['InstanceId'] == snapshot_deleted:
+            doomed.append(out['Snapshots'][0]['SnapshotId'])
         return out
 
     def describe(params, call):
+        while doomed:  # deleted while the action waits
+            ec2.delete_snapshot(SnapshotId=doomed.pop())
         out = call()
         for s in out['Snapshots']:
             if s['SnapshotId'] in broken:
@@ -130,11 +135,12 @@ def test_one_failure_per_kind_leaves_that_instance_alone_and_the_rest_complete(a
         return out
 
     inject_faults(monkeypatch, CreateSnapshots=create, DescribeSnapshots=describe)
-    with pytest.raises(PolicyExecutionError, match='failed for 2 of 3 resources'):
+    with pytest.raises(PolicyExecutionError, match='failed for 3 of 4 resources'):
         run_policy(TERMINATE, policy_vars(), account=aws, output_dir=str(tmp_path))
 
     assert state(ec2, create_fails) == 'running'
     assert state(ec2, snapshot_errors) == 'running'
+    assert state(ec2, snapshot_deleted) == 'running'
     assert state(ec2, fine) == 'terminated'
     res = results(str(tmp_path), 'x7-snapshot-then-terminate')
     assert res[create_fails]['status'] == 'failed'
@@ -144,6 +150,7 @@ def test_one_failure_per_kind_leaves_that_instance_alone_and_the_rest_complete(a
     assert res[snapshot_errors]['status'] == 'failed'
     assert f'snapshot {broken[0]} of /dev/' in res[snapshot_errors]['reason']
     assert 'ended in state error: injected: internal error' in res[snapshot_errors]['reason']
+    assert res[snapshot_deleted]['status'] == 'failed' and 'no longer exists' in res[snapshot_deleted]['reason']
     assert res[fine]['status'] == 'done'
     with open(os.path.join(tmp_path, 'x7-snapshot-then-terminate', f'evidence-ec2-{fine}.json')) as fh:
         assert json.load(fh)['document']['InstanceId'] == fine
