@@ -17,3 +17,12 @@ from custodian_ext.filters import quarantine  # noqa: E402,F401
 from custodian_ext.actions import restore_ebs  # noqa: E402,F401
 from custodian_ext.actions import restore_rds  # noqa: E402,F401
 from custodian_ext.actions import restore_s3  # noqa: E402,F401
+from custodian_ext.filters import rotation  # noqa: E402,F401
+from custodian_ext.actions import cloudtrail  # noqa: E402,F401
+from custodian_ext.actions import isolate  # noqa: E402,F401
+from custodian_ext.actions import keys  # noqa: E402,F401
+from custodian_ext.actions import passwords  # noqa: E402,F401
+from custodian_ext.actions import sessions  # noqa: E402,F401
+from custodian_ext.actions import shares  # noqa: E402,F401
+from custodian_ext.actions import snapshot  # noqa: E402,F401
+from custodian_ext.actions import users  # noqa: E402,F401

@@ -128,6 +128,16 @@ def _bucket(key, value):
     return value
 
 
+def _key_ids(key, value):
+    if not isinstance(value, list):
+        raise SettingsError(
+            f"{key}: expected a list of access key ids such as [AKIAIOSFODNN7EXAMPLE], got {value!r}")
+    for i, v in enumerate(value):
+        if not isinstance(v, str) or not re.match(r'^[A-Z0-9]{16,128}$', v):
+            raise SettingsError(f"{key}[{i}]: {v!r} is not an access key id (like AKIAIOSFODNN7EXAMPLE)")
+    return value
+
+
 def _patterns(key, value):
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise SettingsError(
@@ -219,6 +229,9 @@ SETTINGS = {s.name: s for s in (
             'anything is changed. Empty: evidence goes to the policy output only.'),
     Setting('key_grace_days', _whole_days, 7,
             'Days a deactivated access key is kept before the delete policy may remove it (X1).'),
+    Setting('keep_access_keys', _key_ids, [],
+            'Access key ids the X1 respond policies leave active and never delete: the '
+            'replacement key, or an old key reactivated because an application broke.'),
     Setting('unusual_instance_types', _patterns,
             ['p2.*', 'p3.*', 'p3dn.*', 'p4d.*', 'p4de.*', 'p5.*', 'p5e.*', 'p5en.*', 'p6*',
              'g3.*', 'g3s.*', 'g4dn.*', 'g4ad.*', 'g5.*', 'g5g.*', 'g6.*', 'g6e.*', 'gr6.*',

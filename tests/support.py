@@ -130,3 +130,56 @@ def write_vars(path, values):
     with open(path, 'w') as fh:
         yaml.safe_dump(values, fh, sort_keys=False)
     return str(path)
+
+
+_BOTOCORE = None
+
+
+def fast_client(account, service, region='us-east-1'):
+    """A boto3 client in ``account`` that reuses one botocore session's parsed models.
+
+    ``Account.client`` builds two new sessions (and an AssumeRole) per call, and
+    parsing the service model again costs seconds on a loaded machine.
+    """
+    global _BOTOCORE
+    import boto3
+    from botocore.config import Config
+    assert_loopback(account.url)
+    if _BOTOCORE is None:
+        _BOTOCORE = boto3.Session(region_name='us-east-1')
+    return _BOTOCORE.client(
+        service, region_name=region, endpoint_url=account.url,
+        aws_access_key_id=account.creds['AccessKeyId'],
+        aws_secret_access_key=account.creds['SecretAccessKey'],
+        aws_session_token=account.creds['SessionToken'],
+        config=Config(retries={'max_attempts': 1, 'mode': 'standard'}))
+
+
+def inject_faults(monkeypatch, **handlers):
+    """Wrap every botocore client call of this process to inject faults.
+
+    ``handlers`` maps an operation name (``CreateSnapshots``) to
+    ``f(params, call)``; ``call()`` makes the real call to the emulator, so a
+    handler can fail, rewrite the emulator's answer, or pass it through.
+    Returns the list of ``(operation, params)`` calls seen, for assertions.
+    """
+    import botocore.client
+    real = botocore.client.BaseClient._make_api_call
+    seen = []
+
+    def make_api_call(self, operation, params):
+        seen.append((operation, params))
+        handler = handlers.get(operation)
+        if handler is None:
+            return real(self, operation, params)
+        return handler(params, lambda: real(self, operation, params))
+
+    monkeypatch.setattr(botocore.client.BaseClient, '_make_api_call', make_api_call)
+    return seen
+
+
+def client_error(code, operation, message='injected fault'):
+    """A ClientError shaped as botocore raises it for an AWS error response."""
+    from botocore.exceptions import ClientError
+    return ClientError({'Error': {'Code': code, 'Message': message},
+                        'ResponseMetadata': {'HTTPStatusCode': 400}}, operation)

@@ -13,6 +13,7 @@ the destructive step: nothing after it runs for that resource.
 """
 import json
 import logging
+import re
 import time
 
 from c7n.actions import BaseAction
@@ -21,6 +22,25 @@ from c7n.exceptions import PolicyExecutionError
 log = logging.getLogger('custodian.ext.actions')
 
 DONE, SKIPPED, FAILED = 'done', 'skipped', 'failed'
+
+
+# `custodian validate` checks policies without --vars-file, so an option fed
+# from a setting ('{key_grace_days}') is still the literal reference then.
+VAR_REF = re.compile(r'^\{\w+\}$')
+
+
+def var_or(schema):
+    """A schema that also accepts an unexpanded ``{setting}`` reference."""
+    return {'oneOf': [schema, {'type': 'string', 'pattern': VAR_REF.pattern}]}
+
+
+def is_var_ref(value):
+    return isinstance(value, str) and bool(VAR_REF.match(value))
+
+
+def utcnow():
+    import datetime
+    return datetime.datetime.now(datetime.timezone.utc)
 
 
 def result(resource_id, status, reason='', **details):
@@ -42,19 +62,37 @@ class PackAction(BaseAction):
     def process_resource(self, resource):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def client(self, service, region=None):
+        from c7n.utils import local_session
+        return local_session(self.manager.session_factory).client(
+            service, **({'region_name': region} if region else {}))
+
+    def call(self, method, **params):
+        """One API call, retried on throttling (c7n's ``manager.retry``)."""
+        return self.manager.retry(method, **params)
+
     def process(self, resources):
-        results = []
-        for r in resources:
-            rid = self.resource_id(r)
-            try:
-                res = self.process_resource(r)
-            except Exception as e:  # one resource's failure must not stop the others
-                log.error('%s: %s failed: %s', self.type, rid, e)
-                res = result(rid, FAILED, f'{type(e).__name__}: {e}')
+        return self.conclude(resources, [self.guarded(r, self.process_resource) for r in resources])
+
+    def guarded(self, resource, step, *args):
+        """``step(resource, *args)``, or a ``failed`` result if it raises.
+
+        Actions that work in phases (start every resource, wait for all, then
+        finish each) call their phases through this, then ``conclude``.
+        """
+        try:
+            return step(resource, *args)
+        except Exception as e:  # one resource's failure must not stop the others
+            rid = self.resource_id(resource)
+            log.error('%s: %s failed: %s', self.type, rid, e)
+            return result(rid, FAILED, f'{type(e).__name__}: {e}')
+
+    def conclude(self, resources, results):
+        """Record one result per resource, write them, raise if any failed."""
+        for r, res in zip(resources, results):
             res.setdefault('action', self.type)
             res.setdefault('time', time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()))
             r.setdefault('c7n:action-results', []).append(res)
-            results.append(res)
         self.write_results(results)
         failed = [x for x in results if x['status'] == FAILED]
         if failed:

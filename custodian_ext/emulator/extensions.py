@@ -9,6 +9,17 @@ tests and the benchmarks) applies it.
   the root user, creates a root access key; ``GetAccountSummary`` then shows
   ``AccountAccessKeysPresent: 1``, and the credential report always starts
   with a ``<root_account>`` row. moto has no root row and a fixed 0.
+- ``ListServiceSpecificCredentials`` (c7n's ``delete`` on ``iam-user`` and the
+  pack's ``export-user`` call it). AWS returns the user's CodeCommit /
+  Keyspaces / Bedrock credentials and ``NoSuchEntity`` for an unknown user;
+  moto cannot create such credentials, so the list is always empty.
+- ``ModifySnapshotAttribute`` with ``CreateVolumePermission={'Add'|'Remove': [{'UserId'|'Group'}]}``
+  (the structured form c7n's ``set-permissions`` sends). AWS applies it like
+  ``UserIds``/``GroupNames``; moto reads only those and ignores the structure.
+- ``ListObjectVersions`` with only a ``key-marker``: AWS starts after that key;
+  moto re-listed part of the marker key and dropped a version.
+- ``DescribeInstances`` with an instance id listed twice: AWS answers once per
+  instance (c7n's EBS ``instance`` filter sends duplicates); moto returned a 500.
 """
 import datetime
 
@@ -121,7 +132,42 @@ def ec2_duplicate_instance_ids():
     InstanceBackend.get_reservations_by_instance_ids = get_reservations_ext
 
 
-EXTENSIONS = [root_access_keys, s3_versions_key_marker, ec2_duplicate_instance_ids]
+def service_specific_credentials():
+    from moto.core.responses import ActionResult
+    from moto.iam.responses import IamResponse
+
+    def list_service_specific_credentials(self):
+        user_name = self._get_param('UserName')
+        if user_name:
+            self.backend.get_user(user_name)  # NoSuchEntity, as AWS answers
+        return ActionResult({'ServiceSpecificCredentials': []})
+
+    IamResponse.list_service_specific_credentials = list_service_specific_credentials
+
+
+def snapshot_permission_structure():
+    from moto.ec2.responses.elastic_block_store import ElasticBlockStore
+
+    modify = ElasticBlockStore.modify_snapshot_attribute
+
+    def modify_snapshot_attribute_ext(self):
+        response = modify(self)
+        snapshot_id = self._get_param('SnapshotId')
+        change = self._get_param('CreateVolumePermission', {}) or {}
+        for kind, apply in (('Add', self.ec2_backend.add_create_volume_permission),
+                            ('Remove', self.ec2_backend.remove_create_volume_permission)):
+            items = change.get(kind) or []
+            users = [i['UserId'] for i in items if i.get('UserId')]
+            groups = [i['Group'] for i in items if i.get('Group')]
+            if users or groups:
+                apply(snapshot_id, user_ids=users, groups=groups)
+        return response
+
+    ElasticBlockStore.modify_snapshot_attribute = modify_snapshot_attribute_ext
+
+
+EXTENSIONS = [root_access_keys, s3_versions_key_marker, ec2_duplicate_instance_ids,
+              service_specific_credentials, snapshot_permission_structure]
 
 
 def apply():
