@@ -125,7 +125,8 @@ def read_run(path, root, label=None):
     elif 'PolicyException' in metrics or not os.path.exists(res_path):
         run.status = 'errored'
         run.error = _last_error(os.path.join(path, 'custodian-run.log')) or (
-            'the policy raised an error' if 'PolicyException' in metrics else
+            'the policy raised an error (custodian-run.log does not say which; c7n-org '
+            'prints it in its own log)' if 'PolicyException' in metrics else
             'policy did not finish: no resources.json')
         if os.path.exists(res_path):  # an action failed after the resources were written
             try:
