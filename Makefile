@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install test demo validate clean
+.PHONY: install test demo demo-respond validate clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/custodian-ext demo
+
+demo-respond: $(STAMP)
+	$(BIN)/custodian-ext demo --respond
 
 validate: $(STAMP)
 	$(BIN)/custodian validate policies/detect/*.yml

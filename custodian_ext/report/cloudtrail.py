@@ -1,18 +1,32 @@
 """Who did it: CloudTrail events kept in a resource's annotations.
 
-Filters that look up CloudTrail keep the events in an annotation, in the
-shape AWS returns them: LookupEvents records (``EventName``, ``EventTime``,
-``Username``, ``AccessKeyId``, ``CloudTrailEvent`` as a JSON string) or raw
-CloudTrail records (``eventName``, ``eventTime``, ``userIdentity``,
-``sourceIPAddress``, ``userAgent``). Any ``c7n:`` annotation holding such
-events is read here, whatever its name, so the report shows who acted
-without knowing each filter.
+Filters that look up CloudTrail keep the events in an annotation. Three
+shapes are read: LookupEvents records as AWS returns them (``EventName``,
+``EventTime``, ``Username``, ``AccessKeyId``, ``Resources``,
+``CloudTrailEvent`` as a JSON string), raw CloudTrail records
+(``eventName``, ``eventTime``, ``userIdentity``, ``sourceIPAddress``,
+``userAgent``), and flattened records (``EventName``, ``EventTime``,
+``Principal``, ``AccessKeyId``, ``SourceIPAddress``, ``UserAgent``,
+``Resources`` with ``Name``). Any ``c7n:`` annotation holding such events is
+read here, whatever its name, so the report shows who acted without knowing
+each filter.
 """
 import json
 
 
+def _resource_names(ev, detail):
+    names = []
+    for r in ev.get('Resources') or detail.get('resources') or ():
+        if isinstance(r, dict):
+            name = r.get('ResourceName') or r.get('Name') or r.get('ARN')
+            if name and name not in names:
+                names.append(str(name))
+    return names
+
+
 def event_record(ev):
-    """A CloudTrail event as {event, time, principal, access_key_id, source_ip, user_agent}."""
+    """A CloudTrail event as {event, time, principal, access_key_id, source_ip, user_agent,
+    resources}."""
     if not isinstance(ev, dict):
         return None
     raw = ev.get('CloudTrailEvent')
@@ -27,15 +41,17 @@ def event_record(ev):
         return None
     ident = detail.get('userIdentity') or {}
     issuer = (ident.get('sessionContext') or {}).get('sessionIssuer') or {}
-    principal = (ident.get('arn') or issuer.get('arn') or ev.get('Username')
-                 or ident.get('userName') or ('root' if ident.get('type') == 'Root' else ''))
+    principal = (ev.get('Principal') or ident.get('arn') or issuer.get('arn')
+                 or ev.get('Username') or ident.get('userName')
+                 or ('root' if ident.get('type') == 'Root' else ''))
     return {
         'event': str(name),
         'time': str(ev.get('EventTime') or detail.get('eventTime') or ''),
         'principal': str(principal or ''),
         'access_key_id': str(ev.get('AccessKeyId') or ident.get('accessKeyId') or ''),
-        'source_ip': str(detail.get('sourceIPAddress') or ''),
-        'user_agent': str(detail.get('userAgent') or ''),
+        'source_ip': str(ev.get('SourceIPAddress') or detail.get('sourceIPAddress') or ''),
+        'user_agent': str(ev.get('UserAgent') or detail.get('userAgent') or ''),
+        'resources': _resource_names(ev, detail),
     }
 
 
@@ -49,7 +65,10 @@ def events(value):
 
 
 def event_text(e):
-    text = f"{e['event']} by {e['principal'] or 'an unknown principal'}"
+    text = e['event']
+    if e['resources']:
+        text += ' ' + ', '.join(e['resources'][:2])
+    text += f" by {e['principal'] or 'an unknown principal'}"
     if e['access_key_id']:
         text += f" with key {e['access_key_id']}"
     if e['source_ip']:
@@ -59,9 +78,14 @@ def event_text(e):
     return text
 
 
-def events_text(evs, limit=3):
-    text = '; '.join(event_text(e) for e in evs[:limit])
-    return text + (f" (+{len(evs) - limit} more)" if len(evs) > limit else '')
+def events_lines(evs, width=300, first=3):
+    """One line per event (the first few, in time order), then how many more."""
+    evs = sorted(evs, key=lambda e: e['time'])
+    lines = [t if len(t) <= width else t[:width - 1] + '…'
+             for t in (event_text(e) for e in evs[:first])]
+    if len(evs) > first:
+        lines.append(f"and {len(evs) - first} more CloudTrail event(s)")
+    return lines
 
 
 def created_by(resource):

@@ -105,43 +105,42 @@ def _run_doc(run):
 
 
 def _contained(run):
-    """What one respond run did (or, in --dryrun, would do) to each of its resources."""
+    """What one respond run did (or, in --dryrun, would do) to each of its resources.
+
+    The pack's actions record each resource (action-results-*.json). Stock c7n
+    actions record nothing: when the run finished, they ran on every resource.
+    """
     out = []
     recorded = {}
     for res in run.action_results:
         recorded.setdefault(str(res.get('resource_id')), []).append(res)
+
+    def entry(rid, action, status, reason, when=None):
+        return {'policy': run.policy, 'account': run.account, 'account_id': run.account_id,
+                'region': run.region, 'resource_type': run.resource_type, 'resource_id': rid,
+                'action': str(action), 'status': str(status), 'reason': reason or None,
+                'time': when}
+
     for r in run.resources:
         rid = resource_id(run.resource_type, r)
-        base = {'policy': run.policy, 'account': run.account, 'account_id': run.account_id,
-                'region': run.region, 'resource_type': run.resource_type, 'resource_id': rid}
         if run.dryrun:
-            for action in run.actions or ['(none)']:
-                out.append(dict(base, action=action, status='planned',
-                                reason='dry run: nothing was changed', time=None))
-        elif rid in recorded:
-            for res in recorded.pop(rid):
-                out.append(dict(base, action=str(res.get('action') or '?'),
-                                status=str(res.get('status') or '?'),
-                                reason=str(res.get('reason') or '') or None,
-                                time=res.get('time')))
-        elif run.status == 'errored':
-            for action in run.actions:
-                out.append(dict(base, action=action, status='unknown',
-                                reason='the policy errored; check the resource by hand',
-                                time=None))
-        else:
-            # Stock c7n actions record nothing per resource; the run finished, so they ran.
-            for action in run.actions:
-                out.append(dict(base, action=action, status='done',
-                                reason='the policy ran its actions without error', time=None))
-    for rid, results in recorded.items():  # results for resources not in resources.json
-        for res in results:
-            out.append({'policy': run.policy, 'account': run.account,
-                        'account_id': run.account_id, 'region': run.region,
-                        'resource_type': run.resource_type, 'resource_id': rid,
-                        'action': str(res.get('action') or '?'),
-                        'status': str(res.get('status') or '?'),
-                        'reason': str(res.get('reason') or '') or None, 'time': res.get('time')})
+            out.extend(entry(rid, a, 'planned', 'dry run: nothing was changed')
+                       for a in run.actions)
+            continue
+        done = recorded.pop(rid, [])
+        out.extend(entry(rid, res.get('action') or '?', res.get('status') or '?',
+                         str(res.get('reason') or ''), res.get('time')) for res in done)
+        for a in run.actions:
+            if any(res.get('action') == a for res in done):
+                continue
+            if run.status == 'errored':
+                out.append(entry(rid, a, 'unknown',
+                                 'the policy errored before recording it; check by hand'))
+            else:
+                out.append(entry(rid, a, 'done', 'the policy ran its actions without error'))
+    for rid, results in recorded.items():  # recorded for resources not in resources.json
+        out.extend(entry(rid, res.get('action') or '?', res.get('status') or '?',
+                         str(res.get('reason') or ''), res.get('time')) for res in results)
     return out
 
 

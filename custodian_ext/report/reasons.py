@@ -76,7 +76,8 @@ def reasons(resource, limit=300, resource_type=None):
         if fmt:
             text = fmt(v, resource)
         elif cloudtrail.events(v):
-            text = cloudtrail.events_text(cloudtrail.events(v))
+            out.extend(cloudtrail.events_lines(cloudtrail.events(v), limit))
+            continue
         else:
             text = f"{k[4:]}: {v if isinstance(v, str) else json.dumps(v, default=str)}"
         if text:
