@@ -132,6 +132,8 @@ def c7n_org(label, accounts_file, policy_file, out_dir, regions, env, log_dir, d
         f"(exit {proc.returncode}; log: {log_path})")
     if not done:
         raise PackError(f"c7n-org wrote no output for the {label}; see {log_path}")
+    if proc.returncode:
+        say(f"{label}: some policies errored; the report lists them, {log_path} says why")
     return proc.returncode
 
 

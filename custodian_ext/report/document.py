@@ -90,7 +90,7 @@ def _run_doc(run):
         'policy': run.policy,
         'kind': run.kind,
         'step': run.step,
-        'severity': run.severity if run.kind == 'detect' else None,
+        'severity': _severity(run) if run.kind == 'detect' else None,
         'resource_type': run.resource_type,
         'account': run.account,
         'account_id': run.account_id,
@@ -144,6 +144,11 @@ def _contained(run):
     return out
 
 
+def _severity(run):
+    # A policy without a known severity is shown as info, never dropped.
+    return run.severity if run.severity in SEVERITIES else 'info'
+
+
 def _finding_doc(run, resource, now, contained):
     rid = resource_id(run.resource_type, resource)
     created = _created(resource)
@@ -156,7 +161,7 @@ def _finding_doc(run, resource, now, contained):
         'id': f"{run.policy}/{run.account}/{run.region}/{rid}",
         'step': run.step,
         'step_title': STEPS.get(run.step, ''),
-        'severity': run.severity,
+        'severity': _severity(run),
         'policy': run.policy,
         'description': run.description.strip(),
         'resource_type': run.resource_type,
