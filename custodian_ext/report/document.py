@@ -45,6 +45,7 @@ class Gate:
     """``--fail-on``: the lowest severity that fails the run, or None for no gate."""
 
     def __init__(self, fail_on=None):
+        fail_on = fail_on.lower() if isinstance(fail_on, str) else fail_on
         if fail_on is not None and fail_on not in SEVERITIES:
             from custodian_ext.report.loader import ReportInputError
             raise ReportInputError(
@@ -125,12 +126,12 @@ def _contained(run):
         rid = resource_id(run.resource_type, r)
         if run.dryrun:
             out.extend(entry(rid, a, 'planned', 'dry run: nothing was changed')
-                       for a in run.actions)
+                       for a in run.changing_actions)
             continue
         done = recorded.pop(rid, [])
         out.extend(entry(rid, res.get('action') or '?', res.get('status') or '?',
                          str(res.get('reason') or ''), res.get('time')) for res in done)
-        for a in run.actions:
+        for a in run.changing_actions:
             if any(res.get('action') == a for res in done):
                 continue
             if run.status == 'errored':

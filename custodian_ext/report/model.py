@@ -29,6 +29,10 @@ STEPS = {
 }
 
 
+# c7n actions that only report: a policy carrying just these still only detects.
+REPORTING_ACTIONS = frozenset({'notify', 'webhook', 'post-finding', 'put-metric', 'post-item'})
+
+
 def step_key(step):
     """Sort key for runbook ids: R before X, then numerically; unknown ids last."""
     m = re.match(r'^([RX])(\d+)(?:\.(\d+))?$', step or '')
@@ -69,10 +73,22 @@ class PolicyRun:
 
     @property
     def kind(self):
-        """``respond`` for policies that act on resources, else ``detect``."""
-        if self.actions or self.action_results or set(self.tags) & {'respond', 'recover'}:
+        """``respond`` for policies that change resources, else ``detect``.
+
+        The pack tags its policies ``detect``, ``respond`` or ``recover``; other
+        policies count as respond when they carry an action that is not only a
+        notification (a detect policy may notify).
+        """
+        tags = set(self.tags)
+        if 'detect' in tags and not self.action_results:
+            return 'detect'
+        if tags & {'respond', 'recover'} or self.action_results or self.changing_actions:
             return 'respond'
         return 'detect'
+
+    @property
+    def changing_actions(self):
+        return [a for a in self.actions if a not in REPORTING_ACTIONS]
 
     @property
     def step(self):

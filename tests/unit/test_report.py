@@ -236,7 +236,7 @@ def test_exit_2_when_any_policy_errored(tmp_path):
 
 
 @pytest.mark.parametrize('gate,code', [
-    (None, 0), ('critical', 1), ('high', 1), ('medium', 1), ('info', 1)])
+    (None, 0), ('critical', 1), ('high', 1), ('HIGH', 1), ('medium', 1), ('info', 1)])
 def test_exit_1_at_or_above_the_gate(tmp_path, gate, code):
     src = copy_fixture(tmp_path, drop=[LIGHTSAIL])
     assert report([src] + (['--fail-on', gate] if gate else []))[0] == code
@@ -307,3 +307,24 @@ def test_custodian_run_layouts(tmp_path):
     assert {r.account for r in runs} == {'111111111111'}
     doc = document.build(runs, now=NOW)
     assert doc['summary']['findings'] == 5 and doc['summary']['runs']['missing'] == 0
+
+
+def test_a_detect_policy_that_notifies_still_reports_findings(tmp_path):
+    """Only policies that change resources are respond runs; notify does not count."""
+    src = copy_fixture(tmp_path, drop=[LIGHTSAIL])
+    path = os.path.join(src, 'prod', 'eu-north-1', 'r3-3-ec2-outside-allowed-regions', 'metadata.json')
+    with open(path) as fh:
+        meta = json.load(fh)
+    meta['policy']['tags'] = []  # not even the pack's detect tag
+    meta['policy']['actions'] = [{'type': 'notify', 'to': ['secops@example.com']}]
+    with open(path, 'w') as fh:
+        json.dump(meta, fh)
+    doc = document.build(load_runs([src]), now=NOW)
+    assert len([f for f in doc['findings'] if f['policy'] == 'r3-3-ec2-outside-allowed-regions']) == 2
+    meta['policy']['actions'].append('stop')
+    with open(path, 'w') as fh:
+        json.dump(meta, fh)
+    doc = document.build(load_runs([src]), now=NOW)
+    assert not [f for f in doc['findings'] if f['policy'] == 'r3-3-ec2-outside-allowed-regions']
+    assert {(c['resource_id'][:2], c['action'], c['status']) for c in doc['contained']
+            if c['policy'] == 'r3-3-ec2-outside-allowed-regions'} == {('i-', 'stop', 'done')}
