@@ -1,7 +1,10 @@
 """The demo's incident, seeded into the emulator with boto3.
 
 Two phases, split by ``incident_start``: a normal account as it was before
-the incident, then what the attacker did. moto stamps resources with the
+the incident, then what the attacker did. ``seed_baseline``/``seed_attack``
+are the single-account story of the headline checks' tests; the rest of the
+module builds the organization ``make demo`` sweeps, on top of them, with the
+table of what the attacker left (``ARTIFACTS``). moto stamps resources with the
 real time, so the phases are seconds apart and ``incident_start`` falls
 between them.
 
@@ -356,22 +359,6 @@ def seed_compromise(url, account_id, key):
     Returns {artifact key: resource id the finding must name}, for ARTIFACTS.
     """
     found = {}
-    seed_attack(url, account_id)  # quarantine markers, root key, GPU miners, parked instance
-    admin = emulator_session(url, account_id)
-    ec2 = admin.client('ec2', region_name=UNUSED_REGION)
-    for r in ec2.describe_instances()['Reservations']:
-        for i in r['Instances']:
-            if i['InstanceType'] == 'p3.2xlarge':
-                found['gpu-unused-region'] = found['gpu-instance'] = i['InstanceId']
-            elif i['InstanceType'] == 'g4dn.xlarge':
-                found['gpu-parked'] = i['InstanceId']
-    for r in admin.client('ec2').describe_instances(
-            Filters=[{'Name': 'instance-type', 'Values': ['c5.4xlarge']}])['Reservations']:
-        found['parked-instance'] = r['Instances'][0]['InstanceId']
-    found['leaked-key'] = 'deploy-bot'
-    found['old-leaked-key'] = 'legacy-etl'
-    found['root-key'] = account_id
-
     a = attacker_session(url, key)
     iam = a.client('iam')
     iam.create_user(UserName='backdoor-admin')
@@ -425,6 +412,24 @@ def seed_compromise(url, account_id, key):
             'Effect': 'Allow', 'Principal': {'AWS': f'arn:aws:iam::{ATTACKER_ACCOUNT}:root'},
             'Action': 's3:GetObject', 'Resource': f'arn:aws:s3:::{bucket}/*'}]}))
     found['bucket-policy'] = bucket
+
+    # Then AWS finds the key on a public repository and quarantines its user; the
+    # miners, the parked instance and the root key (seed_attack) are seeded as the
+    # headline checks' tests know them.
+    seed_attack(url, account_id)
+    admin = emulator_session(url, account_id)
+    for r in admin.client('ec2', region_name=UNUSED_REGION).describe_instances()['Reservations']:
+        for i in r['Instances']:
+            if i['InstanceType'] == 'p3.2xlarge':
+                found['gpu-unused-region'] = found['gpu-instance'] = i['InstanceId']
+            elif i['InstanceType'] == 'g4dn.xlarge':
+                found['gpu-parked'] = i['InstanceId']
+    for r in admin.client('ec2').describe_instances(
+            Filters=[{'Name': 'instance-type', 'Values': ['c5.4xlarge']}])['Reservations']:
+        found['parked-instance'] = r['Instances'][0]['InstanceId']
+    found['leaked-key'] = 'deploy-bot'
+    found['old-leaked-key'] = 'legacy-etl'
+    found['root-key'] = account_id
     return found
 
 
