@@ -10,7 +10,7 @@ VARS    ?= policies/vars.yml
 REGIONS ?=
 REGION_ARGS = $(foreach r,$(REGIONS),-r $(r))
 
-.PHONY: install test demo validate clean respond recover recover-preview
+.PHONY: install test demo demo-respond validate clean respond recover recover-preview
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/custodian-ext demo
+
+demo-respond: $(STAMP)
+	$(BIN)/custodian-ext demo --respond
 
 validate: $(STAMP)
 	$(BIN)/custodian validate policies/detect/*.yml policies/respond/*.yml policies/recover/*.yml

@@ -29,6 +29,10 @@ STEPS = {
 }
 
 
+# c7n actions that only report: a policy carrying just these still only detects.
+REPORTING_ACTIONS = frozenset({'notify', 'webhook', 'post-finding', 'put-metric', 'post-item'})
+
+
 def step_key(step):
     """Sort key for runbook ids: R before X, then numerically; unknown ids last."""
     m = re.match(r'^([RX])(\d+)(?:\.(\d+))?$', step or '')
@@ -48,13 +52,43 @@ class PolicyRun:
     account: str
     account_id: str
     region: str
-    status: str  # findings | clean | errored | skipped
+    status: str  # findings | clean | errored | skipped | missing
     resource_type: str = ''
     metadata: dict = field(default_factory=dict)
     description: str = ''
     resources: list = field(default_factory=list)
     error: str = ''
     path: str = ''
+    # Respond/recover runs: the action types the policy carries, whether it ran
+    # with --dryrun, and what the pack's actions recorded (action-results-*.json).
+    actions: list = field(default_factory=list)
+    dryrun: bool = False
+    action_results: list = field(default_factory=list)
+    duration: float = 0.0
+    tags: list = field(default_factory=list)
+    # The OUT_DIR or s3:// URL the run was read from, and its layout there:
+    # ``org`` (c7n-org: account/region/policy) or ``run`` (custodian run).
+    source: str = ''
+    layout: str = ''
+
+    @property
+    def kind(self):
+        """``respond`` for policies that change resources, else ``detect``.
+
+        The pack tags its policies ``detect``, ``respond`` or ``recover``; other
+        policies count as respond when they carry an action that is not only a
+        notification (a detect policy may notify).
+        """
+        tags = set(self.tags)
+        if 'detect' in tags and not self.action_results:
+            return 'detect'
+        if tags & {'respond', 'recover'} or self.action_results or self.changing_actions:
+            return 'respond'
+        return 'detect'
+
+    @property
+    def changing_actions(self):
+        return [a for a in self.actions if a not in REPORTING_ACTIONS]
 
     @property
     def step(self):

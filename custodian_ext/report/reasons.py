@@ -1,6 +1,8 @@
 """Why a resource was flagged: short, readable forms of the filters' annotations."""
 import json
 
+from custodian_ext.report import cloudtrail
+
 
 def _keys(value):
     return 'keys ' + ', '.join(
@@ -91,6 +93,9 @@ def reasons(resource, limit=300, resource_type=None):
         fmt = FORMATTERS.get(k)
         if fmt:
             text = fmt(v, resource)
+        elif cloudtrail.events(v):
+            out.extend(cloudtrail.events_lines(cloudtrail.events(v), limit))
+            continue
         else:
             text = f"{k[4:]}: {v if isinstance(v, str) else json.dumps(v, default=str)}"
         if text:
