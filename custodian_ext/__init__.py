@@ -13,3 +13,7 @@ hooks.install()
 from custodian_ext.filters import credentials  # noqa: E402,F401
 from custodian_ext.filters import instances  # noqa: E402,F401
 from custodian_ext.filters import quarantine  # noqa: E402,F401
+from custodian_ext.filters import backups  # noqa: E402,F401
+from custodian_ext.filters import buckets  # noqa: E402,F401
+from custodian_ext.filters import containers  # noqa: E402,F401
+from custodian_ext.filters import shares  # noqa: E402,F401

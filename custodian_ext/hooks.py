@@ -11,6 +11,11 @@ what a valid policy does.
   checked before any API call; ``run`` checks that credentials and the
   endpoint work and that the region list includes ``global_region``; pack
   errors print as one line with exit status 1; ``validate`` accepts folders.
+- ``Policy.validate`` (everywhere): c7n validates each policy when it loads
+  the file, before ``{name}`` settings are substituted, and its date filters
+  reject a literal ``'{incident_start}'``. While settings are still
+  unsubstituted, a copy of the policy with example settings is validated
+  instead; c7n validates the policy itself again once the real values are in.
 - ``c7n-org`` (``c7n_org.cli.init``): every account's ``vars`` and region list
   are checked before any worker starts.
 
@@ -67,6 +72,30 @@ def _policy_get_variables(original):
                 variables.update(checked)
         return original(self, variables)
     return get_variables
+
+
+# Example values for the required settings (the others have defaults), used to
+# validate a policy whose settings are not substituted yet.
+VALIDATE_EXAMPLES = {'allowed_regions': ['us-east-1'],
+                     'incident_start': settings.TIMESTAMP_EXAMPLE}
+
+
+def _policy_validate(original):
+    def validate(self):
+        if not settings.referenced(self.data):
+            return original(self)
+        # Load-time validation (custodian run/validate, c7n-org): check a copy
+        # with example settings; this policy is validated again after
+        # expand_variables, with the real ones.
+        import copy
+        trial = Policy(copy.deepcopy(self.data), self.options,
+                       session_factory=self.session_factory)
+        trial.expand_variables(trial.get_variables(dict(VALIDATE_EXAMPLES)))
+        original(trial)
+        # Parse this policy's conditions as validate() would: c7n's deprecation
+        # report reads them. (Conditions compare regions and lists, no dates.)
+        self.conditions.validate()
+    return validate
 
 
 def _is_runnable(original):
@@ -297,6 +326,7 @@ def install():
     _INSTALLED = True
     _wrap(Policy, 'get_variables', _policy_get_variables)
     _wrap(Policy, 'is_runnable', _is_runnable)
+    _wrap(Policy, 'validate', _policy_validate)
     # Only in the console scripts: Lambda packages carry neither the CLI's
     # dependencies nor c7n-org.
     if program() == 'custodian' or 'c7n.cli' in sys.modules:
