@@ -17,6 +17,9 @@ names are what the tests assert on.
 import io
 import json
 import zipfile
+from types import SimpleNamespace
+
+import pytest
 
 from custodian_ext.emulator import AMI_X86
 
@@ -303,3 +306,21 @@ def seed_attack(account, foreign_layer=None, lightsail=True):
                 instanceNames=[name], availabilityZone=region + 'a',
                 blueprintId='ubuntu_22_04', bundleId='large_3_0')
     return ids
+
+
+@pytest.fixture(scope='session')
+def compromised_world(emulator):
+    """One account seeded clean, then attacked, shared by the unit and end-to-end tests
+    (seeding two accounts is most of their set-up time). Tests only read it.
+
+    ``account``, ``foreign`` (the attacker's own account, which publishes a layer),
+    ``start`` (incident_start), ``clean`` and ``bad`` (names and ids seeded).
+    """
+    from custodian_ext.demo import story
+    from tests.support import new_account
+    w = SimpleNamespace(account=new_account(emulator.url), foreign=new_account(emulator.url))
+    w.clean = seed_clean(w.account)
+    w.start = story.incident_boundary()
+    w.foreign_layer = publish_foreign_layer(w.foreign)
+    w.bad = seed_attack(w.account, foreign_layer=w.foreign_layer)
+    return w

@@ -124,7 +124,7 @@ def _s3_facts(r):
 # One line of plain facts per resource type, shown before the annotations.
 FACTS = {
     'aws.ec2': _ec2_facts,
-    'aws.ami': lambda r: _facts(r.get('Name'), r.get('Public') and 'public',
+    'aws.ami': lambda r: _facts(r.get('Name'), 'public' if r.get('Public') else None,
                                 _when('created', r.get('CreationDate'))),
     'aws.asg': lambda r: _facts(
         f"desired {r.get('DesiredCapacity')} (min {r.get('MinSize')}, max {r.get('MaxSize')})",
@@ -154,7 +154,8 @@ FACTS = {
     'aws.sagemaker-notebook': lambda r: _facts(
         r.get('InstanceType'), r.get('NotebookInstanceStatus'),
         _when('created', r.get('CreationTime'))),
-    'aws.key-pair': lambda r: _facts(r.get('KeyType'), _when('created', r.get('CreateTime'))),
+    'aws.key-pair': lambda r: _facts(r.get('KeyName'), r.get('KeyType'),
+                                     _when('created', r.get('CreateTime'))),
     'aws.security-group': lambda r: _facts(
         r.get('GroupName'), r.get('VpcId'), _world_open(r.get('MatchedIpPermissions'))),
     'aws.s3': _s3_facts,

@@ -22,7 +22,7 @@ from custodian_ext.demo import story
 from custodian_ext.report import findings, load_runs
 from custodian_ext.report.reasons import reasons
 from tests import seed_resources as seed
-from tests.support import POLICIES, new_account, run_cli, write_vars
+from tests.support import POLICIES, run_cli, write_vars
 
 pytestmark = pytest.mark.e2e
 
@@ -73,13 +73,10 @@ def test_clean_busy_account_has_no_high_or_critical_findings(account, tmp_path):
     assert status[('x8-s3-buckets-without-versioning', 'us-west-2')] == 'skipped'
 
 
-def test_compromised_account_trips_the_resource_checks(emulator, tmp_path):
-    account, foreign = new_account(emulator.url), new_account(emulator.url)
-    seed.seed_clean(account)
-    start = story.incident_boundary()
-    layer = seed.publish_foreign_layer(foreign)
-    bad = seed.seed_attack(account, foreign_layer=layer)
-    runs = sweep(account, tmp_path, start)
+def test_compromised_account_trips_the_resource_checks(compromised_world, tmp_path):
+    w = compromised_world
+    bad = w.bad
+    runs = sweep(w.account, tmp_path, w.start)
     found = by_policy(runs)
 
     def where(policy):

@@ -1,7 +1,8 @@
 """R3.3, X6, X8 and R4.2 (shares) resource policies, against the emulator.
 
-One account is seeded for the whole module (``tests/seed_resources.py``): a
-clean, busy account, then ``incident_start``, then what the attacker did.
+One account is seeded for the whole session (``tests/seed_resources.py``
+``compromised_world``): a clean, busy account, then ``incident_start``, then
+what the attacker did.
 Each policy runs once (in-process, as ``custodian run`` would) and two tests
 read its result: it flags the attacker's resources, and it leaves the
 account's own (older, trusted, or in an allowed region) alone.
@@ -20,14 +21,9 @@ import botocore.client
 import pytest
 import yaml
 
-from custodian_ext.demo import story
 from tests import seed_resources as seed
-from tests.support import (POLICIES, new_account, policy_vars, reset_sessions, run_policies_in_account,
+from tests.support import (POLICIES, policy_vars, reset_sessions, run_policies_in_account,
                            run_policy)
-
-
-class World:
-    pass
 
 
 @functools.lru_cache(maxsize=None)
@@ -42,16 +38,9 @@ def policy(path, name):
 
 
 @pytest.fixture(scope='module')
-def world(emulator):
-    w = World()
-    w.account = new_account(emulator.url)
-    w.foreign = new_account(emulator.url)
-    w.clean = seed.seed_clean(w.account)
-    w.start = story.incident_boundary()
-    w.foreign_layer = seed.publish_foreign_layer(w.foreign)
-    w.bad = seed.seed_attack(w.account, foreign_layer=w.foreign_layer)
-    w.results = {}
-    w.runner = None
+def world(compromised_world):
+    w = compromised_world
+    w.results, w.runner = {}, None
     yield w
     reset_sessions()
 
