@@ -19,6 +19,8 @@ what a valid policy does.
   instead; c7n validates the policy itself again once the real values are in.
 - ``c7n-org`` (``c7n_org.cli.init``): every account's ``vars`` and region list
   are checked before any worker starts.
+- both console scripts: botocore sessions share one data loader
+  (``share_data_loader``), so service models are parsed once per process.
 
 Global services (IAM, Organizations, Route 53 Domains, the account) are
 checked once per account: their policies carry the condition

@@ -277,3 +277,23 @@ def test_unsubstituted_settings_are_validated_through_a_copy():
     bad['filters'][0]['op'] = 'no-such-op'
     with pytest.raises(PolicyValidationError):
         Policy(bad, Config.empty(region='us-east-1', account_id=ACCOUNT)).validate()
+
+
+def test_report_reads_the_resource_annotations():
+    from custodian_ext.report.reasons import reasons
+    snap = {'SnapshotId': 'snap-1', 'VolumeId': 'vol-1', 'VolumeSize': 8,
+            'c7n:shared-with': {'public': True, 'accounts': ['999999999999']},
+            'c7n:CrossAccountViolations': ['999999999999', 'all']}
+    assert reasons(snap, resource_type='aws.ebs-snapshot') == [
+        'vol-1, 8 GiB', 'PUBLIC (everyone); shared with untrusted 999999999999']
+    fn = {'FunctionName': 'fn', 'Runtime': 'python3.12', 'c7n:Policy': '{...}',
+          'c7n:untrusted-principals': ['*'],
+          'c7n:foreign-layers': ['arn:aws:lambda:us-east-1:999999999999:layer:x:1']}
+    assert reasons(fn, resource_type='aws.lambda')[1:] == [
+        'resource policy lets in *',
+        'loads layers of untrusted accounts: arn:aws:lambda:us-east-1:999999999999:layer:x:1']
+    ec2 = {'InstanceType': 'p3.2xlarge', 'c7n:created': '2026-11-28T10:00:00Z',
+           'c7n:created-from': 'root volume attach time', 'c7n:unusual-instance-type': 'p3.*'}
+    assert reasons(ec2, resource_type='aws.ec2')[1:] == [
+        'first launched 2026-11-28T10:00:00Z (root volume attach time)',
+        "type p3.2xlarge matches unusual_instance_types pattern 'p3.*'"]
