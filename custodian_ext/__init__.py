@@ -26,3 +26,7 @@ from custodian_ext.actions import sessions  # noqa: E402,F401
 from custodian_ext.actions import shares  # noqa: E402,F401
 from custodian_ext.actions import snapshot  # noqa: E402,F401
 from custodian_ext.actions import users  # noqa: E402,F401
+from custodian_ext.filters import backups  # noqa: E402,F401
+from custodian_ext.filters import buckets  # noqa: E402,F401
+from custodian_ext.filters import containers  # noqa: E402,F401
+from custodian_ext.filters import shares  # noqa: E402,F401

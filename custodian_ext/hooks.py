@@ -10,9 +10,17 @@ what a valid policy does.
 - ``custodian`` (``c7n.cli.main``, ``c7n.commands``): the ``--vars-file`` is
   checked before any API call; ``run`` checks that credentials and the
   endpoint work and that the region list includes ``global_region``; pack
-  errors print as one line with exit status 1; ``validate`` accepts folders.
+  errors print as one line with exit status 1; ``run`` and ``validate``
+  take a folder as the policy files in it.
+- ``Policy.validate`` (everywhere): c7n validates each policy when it loads
+  the file, before ``{name}`` settings are substituted, and its date filters
+  reject a literal ``'{incident_start}'``. While settings are still
+  unsubstituted, a copy of the policy with example settings is validated
+  instead; c7n validates the policy itself again once the real values are in.
 - ``c7n-org`` (``c7n_org.cli.init``): every account's ``vars`` and region list
   are checked before any worker starts.
+- both console scripts: botocore sessions share one data loader
+  (``share_data_loader``), so service models are parsed once per process.
 
 Global services (IAM, Organizations, Route 53 Domains, the account) are
 checked once per account: their policies carry the condition
@@ -241,6 +249,10 @@ def _run_command(original):
                 options.regions, values['global_region'], default_region)
         region = next((r for r in (options.regions or ()) if r != 'all'), default_region)
         preflight(session, region)
+        # A folder as its files: c7n's folder loader checks types before settings are
+        # substituted and rejects a list setting ('{trusted_accounts}') where a list
+        # goes; its file loader allows for such placeholders.
+        options.configs = policy_files(options.configs)
         return original(options)
     return run
 
@@ -266,8 +278,38 @@ def _expand_validate_args(args):
     return out
 
 
+_LOADERS = {}
+
+
+def share_data_loader():
+    """One botocore data loader per process (per data path), shared by every session.
+
+    c7n makes a session per region (c7n-org per account and region), and each
+    new session reads and parses the service models again: the EC2 model
+    alone is several megabytes of JSON. The loader caches what it parsed, so
+    sharing it makes every session after the first cheap. Loaded models are
+    read-only data, the same for every session.
+    """
+    import threading
+    import botocore.session
+    from botocore.loaders import create_loader
+    lock = threading.Lock()
+
+    def register_data_loader(self):
+        def shared():
+            path = self.get_config_variable('data_path')
+            with lock:
+                if path not in _LOADERS:
+                    _LOADERS[path] = create_loader(path)
+                return _LOADERS[path]
+        self._components.lazy_register_component('data_loader', shared)
+
+    _wrap(botocore.session.Session, '_register_data_loader', lambda original: register_data_loader)
+
+
 def install_cli():
     """Hooks for the ``custodian`` console script."""
+    share_data_loader()
     from c7n import cli as c7n_cli
     from c7n import commands as c7n_commands
     _wrap(c7n_commands, '_load_vars', _load_vars)
@@ -320,6 +362,7 @@ def _c7n_org_init(original):
 
 
 def install_c7n_org():
+    share_data_loader()
     from c7n_org import cli as org_cli
     _wrap(org_cli, 'init', _c7n_org_init)
 

@@ -315,7 +315,8 @@ def validate(values, source='vars', names=None, strict=False, unknown=True):
             continue
         if strict or difflib.get_close_matches(key, list(SETTINGS), n=1, cutoff=0.75):
             raise _unknown_key_error(key, source)
-    for name in (names if names is not None else SETTINGS):
+    # In declaration order, so that the first problem reported does not depend on set order.
+    for name in (SETTINGS if names is None else [n for n in SETTINGS if n in names]):
         spec = SETTINGS[name]
         if name not in values or values[name] is None:
             if spec.default is REQUIRED:

@@ -5,6 +5,8 @@ import pytest
 from custodian_ext.emulator import Emulator
 from tests.support import new_account, reset_sessions
 
+pytest_plugins = ['tests.seed_resources']  # compromised_world, shared by unit and e2e tests
+
 
 @pytest.fixture(scope='session')
 def emulator(tmp_path_factory):

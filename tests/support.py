@@ -183,3 +183,28 @@ def client_error(code, operation, message='injected fault'):
     from botocore.exceptions import ClientError
     return ClientError({'Error': {'Code': code, 'Message': message},
                         'ResponseMetadata': {'HTTPStatusCode': 400}}, operation)
+def run_policies_in_account(account):
+    """``run(data, variables, region=..., output_dir=...)`` for many policies in one account.
+
+    Like ``run_policy``, but c7n's cached session (and the boto3 clients and
+    service models it has loaded) is kept between runs: building them is most
+    of an in-process policy run's time. The caller must have applied the
+    account's environment (``account.apply_env``); sessions are dropped once,
+    before the first run, so no other account's session is reused.
+    """
+    import custodian_ext  # noqa: F401  registers the pack
+    from c7n.config import Config
+    from c7n.policy import Policy
+    from c7n.resources import load_resources
+
+    reset_sessions()
+
+    def run(data, variables, region='us-east-1', output_dir='', dryrun=False):
+        load_resources((data['resource'],))
+        config = Config.empty(region=region, regions=[], account_id=account.id,
+                              output_dir=output_dir, cache='', cache_period=0, dryrun=dryrun)
+        p = Policy(dict(data), config)
+        p.expand_variables(p.get_variables(dict(variables)))
+        p.validate()
+        return p.run()
+    return run

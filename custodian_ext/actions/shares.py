@@ -5,18 +5,17 @@ Custodian's own ``cross-account`` filters find the shares and its own
 one resource at a time, reads the permission back, and reports per resource
 what it removed and what could not be removed.
 
-``shared-with-untrusted`` is Custodian's ``cross-account`` filter with the
-trusted list given as ``trusted: '{trusted_accounts}'``: `custodian run`
-checks a policy's schema before it substitutes settings, and the stock
-filter's ``whitelist`` must then already be a list.
+The policies select with the detect filter ``shared-with-untrusted``
+(``custodian_ext/filters/shares.py``), which fails the run when a share
+cannot be read, where the stock ``cross-account`` filters drop the resource.
 """
 from c7n.exceptions import PolicyValidationError
-from c7n.filters import Filter
 from c7n.filters.iamaccess import CrossAccountAccessFilter
 from c7n.utils import type_schema
 
-from custodian_ext.actions.core import DONE, FAILED, SKIPPED, PackAction, is_var_ref, result, var_or
-from custodian_ext.registry import register_action, register_filter
+from custodian_ext.actions.core import DONE, FAILED, SKIPPED, PackAction, result
+from custodian_ext.filters.shares import SharedWithUntrusted
+from custodian_ext.registry import register_action
 
 ANNOTATION = 'c7n:CrossAccountViolations'
 
@@ -61,49 +60,6 @@ SHARES = {
     'rds-cluster-snapshot': (_rds_cluster_shares, ('rds:ModifyDBClusterSnapshotAttribute',
                                                    'rds:DescribeDBClusterSnapshotAttributes')),
 }
-
-
-@register_filter('shared-with-untrusted', list(SHARES))
-class SharedWithUntrusted(Filter):
-    """Shared with an account outside ``trusted``, or public (R4.2).
-
-    Runs the resource type's own ``cross-account`` filter with
-    ``whitelist: <trusted>``; matches and annotations
-    (``c7n:CrossAccountViolations``) are that filter's.
-
-    :example:
-
-    .. code-block:: yaml
-
-        policies:
-          - name: r4-2-unshare-ebs-snapshots
-            resource: aws.ebs-snapshot
-            filters:
-              - type: shared-with-untrusted
-                trusted: '{trusted_accounts}'
-            actions:
-              - revoke-shares
-    """
-
-    schema = type_schema('shared-with-untrusted', required=['trusted'],
-                         trusted=var_or({'type': 'array', 'items': {'type': 'string'}}))
-
-    def stock(self):
-        trusted = self.data['trusted']
-        if is_var_ref(trusted):
-            trusted = []  # `custodian validate` without vars; run always has them
-        return self.manager.filter_registry.get('cross-account')(
-            {'type': 'cross-account', 'whitelist': list(trusted)}, self.manager)
-
-    def get_permissions(self):
-        return self.stock().get_permissions()
-
-    def validate(self):
-        self.stock().validate()
-        return self
-
-    def process(self, resources, event=None):
-        return self.stock().process(resources, event)
 
 
 @register_action('revoke-shares', list(SHARES))

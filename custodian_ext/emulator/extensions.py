@@ -20,6 +20,24 @@ tests and the benchmarks) applies it.
   moto re-listed part of the marker key and dropped a version.
 - ``DescribeInstances`` with an instance id listed twice: AWS answers once per
   instance (c7n's EBS ``instance`` filter sends duplicates); moto returned a 500.
+- ``DescribeSnapshots`` ``OwnerIds``. AWS returns only the snapshots of the
+  given owners (``self`` is the caller's account); moto ignores the
+  parameter and also lists the Amazon-owned snapshots behind its public
+  AMIs, which a real ``OwnerIds=[self]`` never returns.
+- ECS creation times. AWS: ``DescribeServices`` and ``DescribeTasks`` return
+  each service's and task's ``createdAt``. moto keeps neither.
+- Lambda ``LastModified``. AWS: it changes with every UpdateFunctionCode
+  and UpdateFunctionConfiguration; moto keeps the creation time.
+- Lambda layers of other accounts. AWS: a function may load a layer version
+  published by another account when the layer's policy grants that account
+  (or ``*``) ``lambda:GetLayerVersion``; the function then lists the
+  foreign ARN. moto looks every layer up in the caller's own account.
+- Route 53 Domains tags (``ListTagsForDomain``, ``UpdateTagsForDomain``):
+  AWS returns a domain's ``TagList``; moto has no tag calls for domains.
+- Lightsail instances (``CreateInstances``, ``GetInstances``,
+  ``GetInstance``, ``DeleteInstance``), which moto does not implement at
+  all, with the response shapes of the Lightsail API reference. Other
+  Lightsail operations answer ``UnknownOperationException``.
 """
 import datetime
 
@@ -166,8 +184,228 @@ def snapshot_permission_structure():
     ElasticBlockStore.modify_snapshot_attribute = modify_snapshot_attribute_ext
 
 
-EXTENSIONS = [root_access_keys, s3_versions_key_marker, ec2_duplicate_instance_ids,
-              service_specific_credentials, snapshot_permission_structure]
+def snapshot_owner_ids():
+    from moto.ec2.responses.elastic_block_store import ElasticBlockStore
+
+    describe = ElasticBlockStore.describe_snapshots
+
+    def describe_snapshots(self):
+        result = describe(self)
+        owners = self._get_param('OwnerIds', [])
+        if owners:
+            wanted = {self.current_account if o == 'self' else o for o in owners}
+            snaps = result.result['Snapshots']
+            snaps[:] = [s for s in snaps if s.owner_id in wanted or
+                        getattr(s, 'owner_alias', None) in wanted]
+        return result
+
+    ElasticBlockStore.describe_snapshots = describe_snapshots
+
+
+def ecs_created_at():
+    from moto.core.utils import utcnow
+    from moto.ecs.models import Service, Task
+
+    for model in (Service, Task):
+        init = model.__init__
+
+        def init_ext(self, *args, _init=init, **kw):
+            _init(self, *args, **kw)
+            self.created_at = utcnow()  # serialised as createdAt
+
+        model.__init__ = init_ext
+
+
+def _allows_account(policy, account_id):
+    """Whether a layer version policy grants ``account_id`` lambda:GetLayerVersion."""
+    for s in policy.statements:
+        actions = s.get('Action')
+        actions = [actions] if isinstance(actions, str) else actions or []
+        principal = s.get('Principal')
+        principals = principal.get('AWS') if isinstance(principal, dict) else principal
+        principals = [principals] if isinstance(principals, str) else principals or []
+        if s.get('Effect') != 'Allow' or not any(
+                a in ('lambda:GetLayerVersion', 'lambda:*', '*') for a in actions):
+            continue
+        for p in principals:
+            if p == '*' or p == account_id or p.split(':')[4:5] == [account_id]:
+                return True
+    return False
+
+
+def lambda_last_modified():
+    from moto.awslambda.models import LambdaFunction
+    from moto.core.utils import iso_8601_datetime_with_nanoseconds
+
+    for name in ('update_function_code', 'update_configuration'):
+        original = getattr(LambdaFunction, name)
+
+        def update(self, *args, _original=original, **kw):
+            result = _original(self, *args, **kw)
+            self.last_modified = iso_8601_datetime_with_nanoseconds()
+            if isinstance(result, dict) and 'LastModified' in result:
+                result['LastModified'] = self.last_modified
+            return result
+
+        setattr(LambdaFunction, name, update)
+
+
+def lambda_foreign_layers():
+    from moto.awslambda.exceptions import UnknownLayerVersionException
+    from moto.awslambda.models import LambdaFunction
+    from moto.awslambda.utils import get_backend
+
+    def get_layers_data(self, arns):
+        out = []
+        for arn in arns:
+            parts = arn.split(':')  # arn:aws:lambda:<region>:<account>:layer:<name>:<version>
+            if len(parts) != 8:
+                raise UnknownLayerVersionException(arns)
+            region, owner = parts[3], parts[4]
+            version = get_backend(owner, region).layers_versions_by_arn(arn)
+            if version is None or (owner != self.account_id and
+                                   not _allows_account(version.policy, self.account_id)):
+                raise UnknownLayerVersionException(arns)
+            out.append({'Arn': version.arn, 'CodeSize': version.code_size})
+        return out
+
+    LambdaFunction._get_layers_data = get_layers_data
+
+
+def route53domains_tags():
+    import json
+    from moto.route53domains.responses import Route53DomainsResponse
+
+    def domain(self):
+        return self.route53domains_backend.get_domain(domain_name=self._get_param('DomainName'))
+
+    def list_tags_for_domain(self):
+        return json.dumps({'TagList': list(getattr(domain(self), '_ext_tags', {}).values())})
+
+    def update_tags_for_domain(self):
+        d = domain(self)
+        tags = d.__dict__.setdefault('_ext_tags', {})
+        for t in self._get_param('TagsToUpdate') or ():
+            tags[t['Key']] = {'Key': t['Key'], 'Value': t.get('Value', '')}
+        return '{}'
+
+    Route53DomainsResponse.list_tags_for_domain = list_tags_for_domain
+    Route53DomainsResponse.update_tags_for_domain = update_tags_for_domain
+
+
+# Lightsail: {(account, region): {name: instance}}
+_LIGHTSAIL = {}
+
+
+def _lightsail_instance(account_id, region, name, params):
+    import uuid
+    import time
+    zone = params.get('availabilityZone') or region + 'a'
+    return {
+        'name': name,
+        'arn': f'arn:aws:lightsail:{region}:{account_id}:Instance/{uuid.uuid4()}',
+        'supportCode': f'{account_id}/{name}',
+        'createdAt': time.time(),
+        'location': {'availabilityZone': zone, 'regionName': region},
+        'resourceType': 'Instance',
+        'tags': params.get('tags') or [],
+        'blueprintId': params.get('blueprintId'),
+        'blueprintName': params.get('blueprintId'),
+        'bundleId': params.get('bundleId'),
+        'isStaticIp': False,
+        'privateIpAddress': '172.26.0.10',
+        'publicIpAddress': '203.0.113.10',
+        'ipAddressType': 'ipv4',
+        'hardware': {'cpuCount': 2, 'ramSizeInGb': 4.0},
+        'state': {'code': 16, 'name': 'running'},
+        'username': 'ec2-user',
+        'sshKeyName': params.get('keyPairName') or 'LightsailDefaultKeyPair',
+    }
+
+
+def _lightsail_operation(instance, op_type):
+    import time
+    import uuid
+    return {'id': str(uuid.uuid4()), 'resourceName': instance['name'],
+            'resourceType': 'Instance', 'createdAt': time.time(),
+            'location': instance['location'], 'isTerminal': True,
+            'operationType': op_type, 'status': 'Succeeded',
+            'statusChangedAt': time.time()}
+
+
+def _lightsail_call(account_id, region, action, params):
+    """(status, body) for one Lightsail JSON API call."""
+    store = _LIGHTSAIL.setdefault((account_id, region), {})
+    if action == 'CreateInstances':
+        names = params.get('instanceNames') or []
+        for name in names:
+            if name in store:
+                return 400, {'__type': 'InvalidInputException',
+                             'message': f'Some names are already in use: {name}'}
+        ops = []
+        for name in names:
+            store[name] = _lightsail_instance(account_id, region, name, params)
+            ops.append(_lightsail_operation(store[name], 'CreateInstance'))
+        return 200, {'operations': ops}
+    if action == 'GetInstances':
+        return 200, {'instances': list(store.values())}
+    if action in ('GetInstance', 'DeleteInstance'):
+        name = params.get('instanceName')
+        if name not in store:
+            return 400, {'__type': 'NotFoundException',
+                         'message': f'The Instance does not exist: {name}'}
+        if action == 'GetInstance':
+            return 200, {'instance': store[name]}
+        return 200, {'operations': [_lightsail_operation(store.pop(name), 'DeleteInstance')]}
+    return 400, {'__type': 'UnknownOperationException',
+                 'message': f'{action} is not emulated'}
+
+
+def lightsail():
+    import json
+    import threading
+    from moto.iam.models import get_account_id_from
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    lock = threading.Lock()
+    dispatch = DomainDispatcherApplication.__call__
+
+    def call(self, environ, start_response):
+        auth = environ.get('HTTP_AUTHORIZATION') or ''
+        try:
+            # AWS4-HMAC-SHA256 Credential=<key>/<date>/<region>/<service>/aws4_request, ...
+            key, _, region, service, _ = auth.split(',')[0].split()[1].split('=', 1)[1].split('/')
+        except (IndexError, ValueError):
+            service = None
+        if service != 'lightsail':
+            return dispatch(self, environ, start_response)
+        length = int(environ.get('CONTENT_LENGTH') or 0)
+        params = json.loads(environ['wsgi.input'].read(length) or b'{}')
+        action = (environ.get('HTTP_X_AMZ_TARGET') or '').split('.')[-1]
+        with lock:
+            status, body = _lightsail_call(get_account_id_from(key), region, action, params)
+        payload = json.dumps(body).encode()
+        start_response('200 OK' if status == 200 else '400 Bad Request', [
+            ('Content-Type', 'application/x-amz-json-1.1'),
+            ('Content-Length', str(len(payload)))])
+        return [payload]
+
+    DomainDispatcherApplication.__call__ = call
+
+
+EXTENSIONS = [
+    root_access_keys,
+    s3_versions_key_marker,
+    ec2_duplicate_instance_ids,
+    service_specific_credentials,
+    snapshot_permission_structure,
+    snapshot_owner_ids,
+    ecs_created_at,
+    lambda_last_modified,
+    lambda_foreign_layers,
+    route53domains_tags,
+    lightsail,
+]
 
 
 def apply():

@@ -48,16 +48,49 @@ def _pre_incident_image(value):
     return text
 
 
+def _created(value, resource):
+    source = resource.get('c7n:created-from')
+    return f"first launched {value}" + (f" ({source})" if source else '')
+
+
+def _cluster_activity(value):
+    text = f"first activity {value.get('first_activity')} ({value.get('first_activity_of')})"
+    if value.get('nothing_older'):
+        text += ', nothing older in the cluster'
+    if value.get('new_services'):
+        text += ', new services: ' + ', '.join(value['new_services'])
+    return text
+
+
+def _shared_with(value):
+    parts = []
+    if value.get('public'):
+        parts.append('PUBLIC (everyone)')
+    if value.get('accounts'):
+        parts.append('shared with untrusted ' + ', '.join(value['accounts']))
+    return '; '.join(parts)
+
+
 FORMATTERS = {
     'c7n:matched-keys': lambda v, r: _keys(v),
     'c7n:quarantine-markers': lambda v, r: _markers(v),
     'c7n:root-access-keys': lambda v, r: _root(v),
     'c7n:stopped-since': _stopped,
     'c7n:pre-incident-image': lambda v, r: _pre_incident_image(v),
+    # X6
+    'c7n:created': _created,
+    'c7n:unusual-instance-type': lambda v, r: (
+        f"type {r.get('InstanceType')} matches unusual_instance_types pattern {v!r}"),
+    'c7n:cluster-activity': lambda v, r: _cluster_activity(v),
+    # R4.2 shares
+    'c7n:shared-with': lambda v, r: _shared_with(v),
+    'c7n:untrusted-principals': lambda v, r: 'resource policy lets in ' + ', '.join(v),
+    'c7n:foreign-layers': lambda v, r: 'loads layers of untrusted accounts: ' + ', '.join(v),
 }
 
 # Annotations that only repeat what another one says.
-HIDDEN = {'c7n:AccessKeys', 'c7n:stopped-days', 'c7n:match-type', 'c7n:MatchedFilters'}
+HIDDEN = {'c7n:AccessKeys', 'c7n:stopped-days', 'c7n:match-type', 'c7n:MatchedFilters',
+          'c7n:created-from', 'c7n:CrossAccountViolations', 'c7n:Policy'}
 
 
 def _ec2_facts(r):
@@ -69,9 +102,90 @@ def _ec2_facts(r):
     return ', '.join(str(f) for f in facts if f)
 
 
+def _facts(*items):
+    return ', '.join(str(i) for i in items if i not in (None, '', []))
+
+
+def _when(label, value):
+    return f"{label} {value}" if value else None
+
+
+def _world_open(rules):
+    out = []
+    for p in rules or ():
+        proto = p.get('IpProtocol')
+        ports = 'all ports' if proto == '-1' else (
+            f"{proto} {p.get('FromPort')}" + (
+                f"-{p.get('ToPort')}" if p.get('ToPort') != p.get('FromPort') else ''))
+        cidrs = [c.get('CidrIp') for c in p.get('IpRanges') or ()] + [
+            c.get('CidrIpv6') for c in p.get('Ipv6Ranges') or ()]
+        cidrs = [c for c in cidrs if c in ('0.0.0.0/0', '::/0')]
+        if cidrs:
+            out.append(f"{ports} from {'/'.join(cidrs) if len(cidrs) == 1 else ' and '.join(cidrs)}")
+    return ('open to the world: ' + '; '.join(out)) if out else None
+
+
+def _s3_facts(r):
+    region = ((r.get('Location') or {}).get('LocationConstraint')) or 'us-east-1'
+    versioning = (r.get('Versioning') or {}).get('Status', 'never enabled') \
+        if 'Versioning' in r else None
+    who = []
+    for s in r.get('CrossAccountViolations') or ():
+        principal = s.get('Principal')
+        if isinstance(principal, dict):
+            for v in principal.values():
+                who.extend([v] if isinstance(v, str) else v)
+        elif principal:
+            who.append(principal)
+    return _facts(region, versioning and f"versioning {versioning}",
+                  who and 'bucket policy grants ' + ', '.join(sorted(set(who))))
+
+
 # One line of plain facts per resource type, shown before the annotations.
 FACTS = {
     'aws.ec2': _ec2_facts,
+    'aws.ami': lambda r: _facts(r.get('Name'), 'public' if r.get('Public') else None,
+                                _when('created', r.get('CreationDate'))),
+    'aws.asg': lambda r: _facts(
+        f"desired {r.get('DesiredCapacity')} (min {r.get('MinSize')}, max {r.get('MaxSize')})",
+        (r.get('LaunchTemplate') or {}).get('LaunchTemplateName') or
+        r.get('LaunchConfigurationName'), _when('created', r.get('CreatedTime'))),
+    'aws.ebs': lambda r: _facts(
+        f"{r.get('Size')} GiB", r.get('State'),
+        ', '.join(a.get('InstanceId', '') for a in r.get('Attachments') or ()),
+        _when('created', r.get('CreateTime'))),
+    'aws.ebs-snapshot': lambda r: _facts(
+        r.get('VolumeId'), r.get('VolumeSize') and f"{r['VolumeSize']} GiB",
+        _when('started', r.get('StartTime'))),
+    'aws.ecs': lambda r: _facts(
+        r.get('clusterName'), f"{r.get('activeServicesCount', 0)} services",
+        f"{r.get('runningTasksCount', 0)} running tasks"),
+    'aws.ecr': lambda r: _facts(r.get('repositoryUri'), _when('created', r.get('createdAt'))),
+    'aws.lambda': lambda r: _facts(r.get('Runtime'), r.get('Role'),
+                                   _when('last modified', r.get('LastModified'))),
+    'aws.lambda-layer': lambda r: _facts(
+        f"{r.get('LayerName')} version {r.get('Version')}",
+        _when('created', r.get('CreatedDate'))),
+    'aws.lightsail-instance': lambda r: _facts(
+        r.get('bundleId'), r.get('blueprintId'), (r.get('state') or {}).get('name'),
+        _when('created', r.get('createdAt'))),
+    'aws.r53domain': lambda r: _facts(_when('registered', r.get('CreationDate')),
+                                      _when('expires', r.get('ExpirationDate'))),
+    'aws.sagemaker-notebook': lambda r: _facts(
+        r.get('InstanceType'), r.get('NotebookInstanceStatus'),
+        _when('created', r.get('CreationTime'))),
+    'aws.key-pair': lambda r: _facts(r.get('KeyName'), r.get('KeyType'),
+                                     _when('created', r.get('CreateTime'))),
+    'aws.security-group': lambda r: _facts(
+        r.get('GroupName'), r.get('VpcId'), _world_open(r.get('MatchedIpPermissions'))),
+    'aws.s3': _s3_facts,
+    'aws.rds': lambda r: _facts(
+        r.get('Engine'), r.get('DBInstanceClass'),
+        f"backup retention {r.get('BackupRetentionPeriod')} days"),
+    'aws.rds-snapshot': lambda r: _facts(
+        r.get('DBInstanceIdentifier'), _when('created', r.get('SnapshotCreateTime'))),
+    'aws.rds-cluster-snapshot': lambda r: _facts(
+        r.get('DBClusterIdentifier'), _when('created', r.get('SnapshotCreateTime'))),
 }
 
 

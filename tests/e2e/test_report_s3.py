@@ -13,7 +13,9 @@ import pytest
 from custodian_ext.demo import story
 from custodian_ext.report import document
 from custodian_ext.report.loader import ReportInputError, load_runs
-from tests.support import POLICIES, REPO, run_cli, write_vars
+import yaml
+
+from tests.support import REPO, load_policy, run_cli, write_vars
 
 FIXTURE = os.path.join(REPO, 'tests', 'data', 'report', 'org')
 
@@ -25,10 +27,17 @@ def test_report_reads_what_custodian_wrote_to_s3(account, tmp_path):
     start = story.incident_boundary()
     story.seed_attack(account.url, account.id)
     vars_file = write_vars(tmp_path / 'vars.yml', story.demo_vars(start))
+    # A fixed set of policies, so the assertions below do not move as the pack grows.
+    picked = tmp_path / 'policies.yml'
+    picked.write_text(yaml.safe_dump({'policies': [
+        load_policy('detect/x1.yml', 'x1-quarantined-user-active-keys'),
+        load_policy('detect/x2.yml', 'x2-root-access-keys'),
+        load_policy('detect/r3-3.yml', 'r3-3-ec2-outside-allowed-regions'),
+        load_policy('detect/x6.yml', 'x6-stopped-instances')]}))
     # ?region= spares c7n its bucket-region probe, which is hard-wired to https.
     run_cli(['custodian', 'run', '-s', 's3://incident-output/sweep?region=us-east-1',
              '--cache-period', '0',
-             '--vars-file', vars_file, os.path.join(POLICIES, 'detect'),
+             '--vars-file', vars_file, str(picked),
              '-r', 'us-east-1', '-r', 'eu-north-1'], account.env, check=0)
     keys = [o['Key'] for o in account.client('s3').list_objects_v2(
         Bucket='incident-output')['Contents']]
