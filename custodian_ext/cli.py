@@ -10,11 +10,28 @@ def cmd_demo(args):
 
 
 def cmd_report(args):
-    from custodian_ext.report import load_runs
-    from custodian_ext.report.text import render_text
-    runs = load_runs(args.paths)
-    sys.stdout.write(render_text(runs))
-    return 2 if any(r.status == 'errored' for r in runs) else 0
+    """Exit 0: nothing at or above --fail-on; 1: findings at or above it; 2: a policy
+    errored or did not run, or the input is not Custodian output."""
+    from custodian_ext.report import ReportInputError
+    from custodian_ext.report import document, render
+    from custodian_ext.report.loader import load_runs
+    try:
+        formats = render.parse_formats(args.format) if args.format else []
+        if args.output == '-' and len(formats) != 1:
+            raise ReportInputError('-o -: name exactly one --format to print it to stdout')
+        gate = document.Gate(args.fail_on)
+        runs = load_runs(args.paths)
+        doc = document.build(runs, fail_on=gate.fail_on, sources=args.paths)
+    except ReportInputError as e:
+        sys.stderr.write(f"custodian-ext: error: {e}\n")
+        return document.EXIT_ERRORED
+    if args.output == '-':
+        sys.stdout.write(render.render(doc, formats[0]))
+        return doc['gate']['exit_code']
+    sys.stdout.write(render.render(doc, 'text'))
+    for path in render.write(doc, formats, args.output):
+        sys.stdout.write(f"wrote {path}\n")
+    return doc['gate']['exit_code']
 
 
 def cmd_check_vars(args):
@@ -56,8 +73,22 @@ def build_parser():
     p.add_argument('-o', '--output', default='demo-output', help='output folder (default: %(default)s)')
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser('report', help='summarize custodian / c7n-org output folders')
-    p.add_argument('paths', nargs='+', metavar='OUT_DIR')
+    p = sub.add_parser(
+        'report', help='the incident report from custodian / c7n-org output (folders or s3:// URLs)',
+        description='Read custodian / c7n-org output (folders or s3://bucket/prefix) and write '
+                    'the incident report. Exit status: 0 nothing at or above --fail-on, '
+                    '1 findings at or above it, 2 a policy errored or did not run (or bad input).')
+    p.add_argument('paths', nargs='+', metavar='OUT_DIR',
+                   help='a -s output folder of custodian run or c7n-org run, or s3://bucket/prefix')
+    p.add_argument('--format', metavar='FORMATS', default=None,
+                   help='comma-separated: md, html, json, junit, text (files written to -o); '
+                        'without it, only the terminal summary is printed')
+    p.add_argument('-o', '--output', metavar='DIR', default='.',
+                   help="folder for the report files (default: the current folder); "
+                        "'-' prints the one --format to stdout")
+    p.add_argument('--fail-on', metavar='SEVERITY', default=None,
+                   help='critical, high, medium, low or info: exit 1 when any finding is at or '
+                        'above it')
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser('check-vars', help='check a vars file (policies/vars.yml)')

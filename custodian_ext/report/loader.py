@@ -4,14 +4,22 @@ Layouts understood:
 
 - ``custodian run`` in one region: ``OUT/<policy>/``;
 - ``custodian run`` in several regions: ``OUT/<region>/<policy>/``;
-- ``c7n-org run``: ``OUT/<account>/<region>/<policy>/``.
+- ``c7n-org run``: ``OUT/<account>/<region>/<policy>/``;
+- the same under ``s3://bucket/prefix`` (see ``custodian_ext.report.s3``).
 
 Each policy folder holds ``metadata.json`` (policy, config, metrics) and, when
 the policy ran to the end, ``resources.json``. A folder without
 ``resources.json``, or whose metrics record ``PolicyException``, is an
 errored run: it is never counted as clean. ``skipped.json`` (written by the
-pack's hooks) marks a policy its conditions skipped on purpose.
+pack's hooks) marks a policy its conditions skipped on purpose. The pack's
+actions write ``action-results-<action>.json`` next to them.
+
+c7n-org runs every policy in every account and region it sweeps, so in that
+layout a policy that has a folder in some account and region but none in
+another swept one did not run there (it failed before Custodian wrote any
+output): it is reported as ``missing``, which counts like an error.
 """
+import glob
 import json
 import os
 
@@ -60,12 +68,36 @@ def resource_id(resource_type, resource):
     return '?'
 
 
-def read_run(path, root):
+def _action_types(policy):
+    out = []
+    for a in policy.get('actions') or ():
+        out.append(a if isinstance(a, str) else str(a.get('type', '?')))
+    return out
+
+
+def _action_results(path):
+    results = []
+    for fp in sorted(glob.glob(os.path.join(path, 'action-results-*.json'))):
+        try:
+            data = _read_json(fp)
+        except (OSError, ValueError) as e:
+            raise ReportInputError(f"{fp}: unreadable action results ({e})") from None
+        if not isinstance(data, list):
+            raise ReportInputError(f"{fp}: expected a list of action results")
+        results.extend(data)
+    return results
+
+
+def read_run(path, root, label=None):
+    """One policy folder. ``label`` is how the folder is named in the report
+    (an S3 URL for S3 input), default ``path``."""
     meta_path = os.path.join(path, 'metadata.json')
     try:
         meta = _read_json(meta_path)
     except (OSError, ValueError) as e:
         raise ReportInputError(f"{meta_path}: unreadable metadata ({e})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get('policy'), dict):
+        raise ReportInputError(f"{meta_path}: not a Custodian metadata.json (no policy in it)")
     policy = meta.get('policy') or {}
     config = meta.get('config') or {}
     rel = os.path.relpath(path, root).split(os.sep)
@@ -80,7 +112,12 @@ def read_run(path, root):
         resource_type=policy.get('resource', ''),
         metadata=policy.get('metadata') or {},
         description=policy.get('description', ''),
-        path=path)
+        path=label or path,
+        actions=_action_types(policy),
+        dryrun=bool(config.get('dryrun')),
+        action_results=_action_results(path),
+        duration=float((meta.get('execution') or {}).get('duration') or 0.0),
+        tags=[str(t) for t in policy.get('tags') or ()])
     metrics = {m.get('MetricName') for m in meta.get('metrics') or ()}
     res_path = os.path.join(path, 'resources.json')
     if os.path.exists(os.path.join(path, 'skipped.json')):
@@ -88,7 +125,14 @@ def read_run(path, root):
     elif 'PolicyException' in metrics or not os.path.exists(res_path):
         run.status = 'errored'
         run.error = _last_error(os.path.join(path, 'custodian-run.log')) or (
+            'the policy raised an error (custodian-run.log does not say which; c7n-org '
+            'prints it in its own log)' if 'PolicyException' in metrics else
             'policy did not finish: no resources.json')
+        if os.path.exists(res_path):  # an action failed after the resources were written
+            try:
+                run.resources = _read_json(res_path)
+            except (OSError, ValueError):
+                pass
     else:
         try:
             run.resources = _read_json(res_path)
@@ -100,31 +144,91 @@ def read_run(path, root):
     return run
 
 
-def load_runs(paths):
-    """Every policy run found under ``paths``; raises ReportInputError on bad input."""
+def missing_runs(runs):
+    """Runs c7n-org should have written but did not (see the module docstring).
+
+    Only for the c7n-org layout, and per kind (detect, respond): a sweep of
+    detect policies and one of respond policies may share an output folder.
+    """
+    by_source = {}
+    for r in runs:
+        if r.layout == 'org':
+            by_source.setdefault((r.source, r.kind), []).append(r)
+    out = []
+    for (source, kind), group in sorted(by_source.items()):
+        policies = {}
+        for r in group:
+            policies.setdefault(r.policy, r)
+        present = {(r.account, r.region, r.policy) for r in group}
+        account_regions = sorted({(r.account, r.region) for r in group})
+        ids = {r.account: r.account_id for r in group}
+        for account, region in account_regions:
+            for name in sorted(policies):
+                if (account, region, name) in present:
+                    continue
+                model = policies[name]
+                run = PolicyRun(
+                    policy=name, account=account, account_id=ids.get(account, ''),
+                    region=region, status='missing', resource_type=model.resource_type,
+                    metadata=model.metadata, description=model.description,
+                    path=os.path.join(source, account, region, name),
+                    actions=model.actions, tags=model.tags,
+                    error='no output: the policy did not run in this account and region')
+                out.append(run)
+    return out
+
+
+def _load_tree(root, label_root=None):
+    """Every run under a local folder; ``label_root`` replaces ``root`` in paths."""
+    runs = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        if 'metadata.json' in filenames:
+            label = None
+            if label_root:
+                rel = os.path.relpath(dirpath, root)
+                label = label_root.rstrip('/') + '/' + rel.replace(os.sep, '/')
+            run = read_run(dirpath, root, label)
+            depth = len(os.path.relpath(dirpath, root).split(os.sep))
+            run.layout = 'org' if depth == 3 else 'run'
+            run.source = label_root or root
+            runs.append(run)
+            dirnames[:] = []
+    return runs
+
+
+def load_runs(paths, missing=True):
+    """Every policy run found under ``paths`` (folders or s3:// URLs).
+
+    Raises ReportInputError, with a one-line message, on bad input. With
+    ``missing``, runs c7n-org should have written but did not are added with
+    status ``missing``.
+    """
     runs = []
     for root in paths:
+        if root.startswith('s3://'):
+            from custodian_ext.report import s3
+            runs.extend(s3.load(root, _load_tree))
+            continue
         if not os.path.exists(root):
             raise ReportInputError(f"{root}: no such folder")
         if not os.path.isdir(root):
             raise ReportInputError(f"{root}: not a folder; give the -s output folder of a run")
-        found = False
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames.sort()
-            if 'metadata.json' in filenames:
-                found = True
-                runs.append(read_run(dirpath, root))
-                dirnames[:] = []
+        found = _load_tree(root)
         if not found:
             if not any(os.scandir(root)):
                 raise ReportInputError(f"{root}: the folder is empty; run the policies first")
             raise ReportInputError(
                 f"{root}: no Custodian output here (no metadata.json under it); give the "
                 f"folder passed to -s")
+        runs.extend(found)
+    if missing:
+        runs.extend(missing_runs(runs))
     return runs
 
 
 def findings(runs):
+    """Every resource of every run that matched (detect and respond runs alike)."""
     out = []
     for run in runs:
         if run.status != 'findings':

@@ -48,13 +48,31 @@ class PolicyRun:
     account: str
     account_id: str
     region: str
-    status: str  # findings | clean | errored | skipped
+    status: str  # findings | clean | errored | skipped | missing
     resource_type: str = ''
     metadata: dict = field(default_factory=dict)
     description: str = ''
     resources: list = field(default_factory=list)
     error: str = ''
     path: str = ''
+    # Respond/recover runs: the action types the policy carries, whether it ran
+    # with --dryrun, and what the pack's actions recorded (action-results-*.json).
+    actions: list = field(default_factory=list)
+    dryrun: bool = False
+    action_results: list = field(default_factory=list)
+    duration: float = 0.0
+    tags: list = field(default_factory=list)
+    # The OUT_DIR or s3:// URL the run was read from, and its layout there:
+    # ``org`` (c7n-org: account/region/policy) or ``run`` (custodian run).
+    source: str = ''
+    layout: str = ''
+
+    @property
+    def kind(self):
+        """``respond`` for policies that act on resources, else ``detect``."""
+        if self.actions or self.action_results or set(self.tags) & {'respond', 'recover'}:
+            return 'respond'
+        return 'detect'
 
     @property
     def step(self):

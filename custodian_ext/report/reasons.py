@@ -1,6 +1,8 @@
 """Why a resource was flagged: short, readable forms of the filters' annotations."""
 import json
 
+from custodian_ext.report import cloudtrail
+
 
 def _keys(value):
     return 'keys ' + ', '.join(
@@ -73,6 +75,8 @@ def reasons(resource, limit=300, resource_type=None):
         fmt = FORMATTERS.get(k)
         if fmt:
             text = fmt(v, resource)
+        elif cloudtrail.events(v):
+            text = cloudtrail.events_text(cloudtrail.events(v))
         else:
             text = f"{k[4:]}: {v if isinstance(v, str) else json.dumps(v, default=str)}"
         if text:
