@@ -63,6 +63,16 @@ def cmd_org_check(args):
     return 0 if check.ok else 2
 
 
+def cmd_periodic(args):
+    from custodian_ext import periodic
+    n = periodic.write(args.paths, args.output, schedule=args.schedule, role=args.role,
+                       output=args.s3_output, runtime=args.runtime, prefix=args.prefix,
+                       role_policy=args.role_policy)
+    sys.stderr.write(f"custodian-ext: wrote {n} periodic policies to {args.output}; deploy "
+                     f"with: custodian run -s out --vars-file policies/vars.yml {args.output}\n")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog='custodian-ext',
@@ -123,6 +133,26 @@ def build_parser():
                    help='write an errored run folder for each run that never happened, so '
                         'that the report lists it')
     p.set_defaults(func=cmd_org_check)
+
+    p = sub.add_parser(
+        'periodic', help='turn detect policies into scheduled Lambda policies (periodic mode)',
+        description='Write the policies with c7n periodic mode, the pack packaged with them '
+                    'and its handler; deploy the file with custodian run or c7n-org run.')
+    p.add_argument('paths', nargs='+', metavar='PATH', help='detect policy files or folders')
+    p.add_argument('--schedule', required=True,
+                   help="EventBridge schedule: 'rate(1 day)', 'cron(0 6 * * ? *)'")
+    p.add_argument('--role', required=True,
+                   help="the functions' execution role: a name, or "
+                        "arn:aws:iam::{account_id}:role/NAME")
+    p.add_argument('--output', dest='s3_output', default=None,
+                   help="where the functions write results: s3://bucket/prefix "
+                        "({account_id} and {region} are filled in)")
+    p.add_argument('--runtime', default='python3.11', help='Lambda runtime (%(default)s)')
+    p.add_argument('--prefix', default='custodian-', help='function name prefix (%(default)s)')
+    p.add_argument('--role-policy', metavar='FILE',
+                   help="also write the execution role's IAM policy (JSON) to FILE")
+    p.add_argument('-o', required=True, dest='output', help='file to write')
+    p.set_defaults(func=cmd_periodic)
     return parser
 
 

@@ -7,6 +7,10 @@ what a valid policy does.
 
 - ``Policy.get_variables`` (everywhere, Lambda included): every pack setting a
   policy refers to is checked, and defaulted, before it is substituted.
+- ``LambdaMode.provision`` (everywhere): the pack's periodic functions are
+  deployed only if their schedule is valid and their execution role exists
+  (``custodian_ext.periodic``); ``custodian run`` checks every one of them
+  before the first is deployed.
 - ``custodian`` (``c7n.cli.main``, ``c7n.commands``): the ``--vars-file`` is
   checked before any API call; ``run`` checks that credentials and the
   endpoint work and that the region list includes ``global_region``; pack
@@ -152,12 +156,12 @@ NO_CREDENTIALS = ('no AWS credentials found; set AWS_PROFILE, or AWS_ACCESS_KEY_
 
 
 def preflight(session, region):
-    """Fail fast, in one line, when no API call could succeed."""
+    """Fail fast, in one line, when no API call could succeed; return the caller's identity."""
     import botocore.exceptions as bexc
     try:
         if session.get_credentials() is None:
             raise PackError(NO_CREDENTIALS)
-        session.client('sts', region_name=region).get_caller_identity()
+        return session.client('sts', region_name=region).get_caller_identity()
     except bexc.ProfileNotFound as e:
         raise PackError(f"{e}; check --profile or AWS_PROFILE") from None
     except (bexc.EndpointConnectionError, bexc.ConnectTimeoutError) as e:
@@ -211,9 +215,23 @@ def _run_command(original):
             options.regions = place_global_region(
                 options.regions, values['global_region'], default_region)
         region = next((r for r in (options.regions or ()) if r != 'all'), default_region)
-        preflight(session, region)
+        identity = preflight(session, region)
+        check_deploys(options, session, identity, region)
         return original(options)
     return run
+
+
+def check_deploys(options, session, identity, region):
+    """Lambda policies of the pack: schedule and role checked before anything deploys."""
+    from custodian_ext import periodic
+    if options.assume_role:
+        from c7n.credentials import SessionFactory
+        session = SessionFactory(region, options.profile, options.assume_role,
+                                 getattr(options, 'external_id', None))()
+        identity = session.client('sts').get_caller_identity()
+    arn = identity.get('Arn') or 'arn:aws:'
+    periodic.check_deploy_files(options.configs, session, identity['Account'],
+                                arn.split(':')[1] or 'aws')
 
 
 def _cli_main(original):
@@ -431,6 +449,20 @@ def install_c7n_org():
     _wrap(org_cli.validate, 'callback', _c7n_org_validate)
 
 
+def _lambda_provision(original):
+    def provision(self):
+        # c7n-org, and any other way a pack function is deployed: refuse a
+        # bad schedule or a missing role before the function is created.
+        from custodian_ext import periodic
+        if periodic.is_pack_function(self.policy.data):
+            from c7n.utils import get_partition, local_session
+            periodic.check_deploy(self.policy.data, local_session(self.policy.session_factory),
+                                  self.policy.options.account_id,
+                                  get_partition(self.policy.options.region))
+        return original(self)
+    return provision
+
+
 def install():
     global _INSTALLED
     if _INSTALLED:
@@ -438,6 +470,8 @@ def install():
     _INSTALLED = True
     _wrap(Policy, 'get_variables', _policy_get_variables)
     _wrap(Policy, 'is_runnable', _is_runnable)
+    from c7n.policy import LambdaMode
+    _wrap(LambdaMode, 'provision', _lambda_provision)
     # Only in the console scripts: Lambda packages carry neither the CLI's
     # dependencies nor c7n-org.
     if program() == 'custodian' or 'c7n.cli' in sys.modules:

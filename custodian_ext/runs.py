@@ -13,7 +13,9 @@ that should exist, and classifies each with the report loader:
   by the pack's hooks: a global policy outside ``global_region``, R3.3 in an
   allowed region);
 - ``errored``: the policy started but did not finish;
-- ``missing``: no output folder at all, so the run never happened.
+- ``missing``: no output folder at all, so the run never happened;
+- ``deployed``: a Lambda-mode policy (``custodian-ext periodic``) whose
+  function was provisioned: ``metadata.json`` without ``PolicyException``.
 
 Errored and missing runs are problems; ``custodian-ext org-check`` prints one
 line per failed account-region and exits 2.
@@ -29,7 +31,7 @@ import yaml
 from custodian_ext.hooks import PackError
 from custodian_ext.report.loader import ReportInputError, read_run
 
-OK_STATUSES = ('findings', 'clean', 'skipped')
+OK_STATUSES = ('findings', 'clean', 'skipped', 'deployed')
 NOT_RUN_FILE = 'not-run.json'
 
 
@@ -199,6 +201,8 @@ def check_output(output_dir, accounts, policies, regions=(), log_file=None):
                     failure.errored.append((p['name'], str(e)))
                     counts['errored'] += 1
                     continue
+                if run.status == 'errored' and _provisioned(p, path):
+                    run.status, run.error = 'deployed', ''
                 result.runs.append(run)
                 counts[run.status] = counts.get(run.status, 0) + 1
                 if run.status == 'errored':
@@ -207,6 +211,18 @@ def check_output(output_dir, accounts, policies, regions=(), log_file=None):
                 result.failures.append(failure)
     result.counts = counts
     return result
+
+
+def _provisioned(policy, path):
+    """A Lambda-mode policy leaves metadata.json, not resources.json, when it deploys."""
+    if ((policy.get('mode') or {}).get('type') or 'pull') == 'pull':
+        return False
+    try:
+        with open(os.path.join(path, 'metadata.json')) as fh:
+            metrics = json.load(fh).get('metrics') or ()
+    except (OSError, ValueError):
+        return False
+    return 'PolicyException' not in {m.get('MetricName') for m in metrics}
 
 
 def mark_missing(output_dir, check, policies):
@@ -241,7 +257,8 @@ def mark_missing(output_dir, check, policies):
 
 def render(check):
     c = check.counts
-    lines = [f"org-check: {check.expected} run(s) expected; "
+    deployed = f"{c['deployed']} deployed, " if c.get('deployed') else ''
+    lines = [f"org-check: {check.expected} run(s) expected; {deployed}"
              f"{c.get('findings', 0)} with findings, {c.get('clean', 0)} clean, "
              f"{c.get('skipped', 0)} skipped by their conditions, "
              f"{c.get('errored', 0)} errored, {c.get('missing', 0)} never ran"]

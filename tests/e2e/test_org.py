@@ -12,13 +12,14 @@ role that does not exist; moto alone would accept it.
 import json
 import os
 import shutil
+import subprocess
 
 import pytest
 import yaml
 
 from custodian_ext.emulator import AMI_X86, session
 from custodian_ext.report import findings, load_runs
-from tests.support import new_account, policy_vars, run_cli
+from tests.support import REPO, new_account, policy_vars, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -254,6 +255,23 @@ def test_region_all_sweeps_every_region_each_account_has_enabled(org, emulator, 
     assert failed.startswith(f"FAILED broken ({ids['broken']}) all:")
     assert 'not authorized to perform: sts:AssumeRole' in failed
     assert f"{len(enabled) + 1} run(s) expected" in proc.stdout
+
+
+def test_make_org_audit_reports_the_unreachable_account_and_fails(org, tmp_path):
+    """`make org-audit`: bundle, validate, c7n-org run, org-check, report; as in the CI example."""
+    out, report = tmp_path / 'org', tmp_path / 'report'
+    proc = subprocess.run(
+        ['make', '-s', '-o', '.venv/.installed', 'org-audit', f"ACCOUNTS={org['accounts']}",
+         f'ORG_OUT={out}', f'REPORT={report}', 'REGIONS=us-east-1',
+         'ORG_ARGS=-a gamma -a broken'],
+        cwd=REPO, env=org['env'], capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    doc = json.loads((report / 'report.json').read_text())
+    assert doc['gate']['exit_code'] == 2, proc.stdout[-3000:]
+    assert f"FAILED broken ({org['ids']['broken']}) us-east-1" in proc.stdout
+    assert {f['policy'] for f in doc['findings']} == {'x1-quarantined-user-active-keys',
+                                                      'x6-stopped-instances'}
+    assert (tmp_path / 'org.log').exists()
 
 
 @pytest.fixture
