@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install test demo validate clean
+.PHONY: install test demo validate clean recover recover-preview
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ validate: $(STAMP)
 	$(BIN)/custodian validate policies/detect/*.yml
 
 clean:
-	rm -rf $(VENV) out demo-output build .pytest_cache
+	rm -rf $(VENV) out demo-output recover-output* build .pytest_cache
 
 # -- run modes: CI gates (README "Run modes") ----------------------------------
 # make audit                        the detect policies for the current AWS credentials
@@ -72,3 +72,25 @@ org-audit: $(STAMP)
 	gate=$$?; \
 	if [ $$gate -eq 0 ] && [ $$check -ne 0 ]; then exit 2; fi; \
 	exit $$gate
+
+# X8 recover: restores into new object versions, volumes and DB instances
+# (policies/recover). Without CONFIRM=yes it is a --dryrun: it lists what the
+# policies select and changes nothing. recover-preview runs the actions in
+# report-only mode (restore_preview: true) to show each planned restore.
+VARS    ?= policies/vars.yml
+RECOVER_OUT ?= recover-output
+REGIONS ?=
+RECOVER_RUN = $(BIN)/custodian run --cache-period 0 $(foreach r,$(REGIONS),-r $(r)) policies/recover
+
+recover: $(STAMP)
+	@if [ "$(CONFIRM)" = "yes" ]; then \
+		$(RECOVER_RUN) -s $(RECOVER_OUT) --vars-file $(VARS); \
+	else \
+		echo "make recover: dry run, nothing is changed (CONFIRM=yes restores; make recover-preview shows each restore)"; \
+		$(RECOVER_RUN) --dryrun -s $(RECOVER_OUT)-dryrun --vars-file $(VARS); \
+	fi
+
+recover-preview: $(STAMP)
+	@mkdir -p $(RECOVER_OUT)-preview
+	$(BIN)/python -c "import sys, yaml; d = yaml.safe_load(open(sys.argv[1])) or {}; d['restore_preview'] = True; yaml.safe_dump(d, open(sys.argv[2], 'w'))" $(VARS) $(RECOVER_OUT)-preview/vars.yml
+	$(RECOVER_RUN) -s $(RECOVER_OUT)-preview --vars-file $(RECOVER_OUT)-preview/vars.yml

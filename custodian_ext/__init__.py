@@ -12,4 +12,8 @@ hooks.install()
 # One line per module that registers elements with c7n.
 from custodian_ext.filters import credentials  # noqa: E402,F401
 from custodian_ext.filters import instances  # noqa: E402,F401
+from custodian_ext.filters import pre_incident_image  # noqa: E402,F401
 from custodian_ext.filters import quarantine  # noqa: E402,F401
+from custodian_ext.actions import restore_ebs  # noqa: E402,F401
+from custodian_ext.actions import restore_rds  # noqa: E402,F401
+from custodian_ext.actions import restore_s3  # noqa: E402,F401

@@ -26,6 +26,7 @@ checked once per account: their policies carry the condition
 ``region == {global_region}``. ``custodian run`` places such policies in the
 first region it is given, so the run hook puts ``global_region`` first.
 """
+import copy
 import difflib
 import functools
 import logging
@@ -67,7 +68,8 @@ def _policy_get_variables(original):
         if names:
             source = getattr(self.options, 'vars_file', None) or 'vars'
             try:
-                checked = settings.validate(variables or {}, source=source, names=names)
+                checked = settings.validate(variables or {}, source=source, names=names,
+                                            unknown=False)
             except settings.SettingsError as e:
                 raise settings.SettingsError(f"policy {self.name}: {e}") from None
             if variables is None:
@@ -76,6 +78,26 @@ def _policy_get_variables(original):
                 variables.update(checked)
         return original(self, variables)
     return get_variables
+
+
+def _policy_validate(original):
+    def validate(self):
+        if settings.referenced(self.data):
+            # Not substituted yet: `custodian validate`, and c7n's pre-expansion
+            # check in `custodian run`. Validate a copy with sample settings so
+            # that e.g. `value_type: date` + '{incident_start}' is checked as a date.
+            # A deep copy: c7n's get_variables rewrites mode.role in place.
+            sample = Policy(copy.deepcopy(self.data), self.options, self.session_factory)
+            sample.expand_variables(sample.get_variables(settings.samples()))
+            result = original(sample)
+            # c7n's deprecation report reads the original's parsed conditions.
+            try:
+                self.conditions.validate()
+            except Exception:
+                pass  # the substituted copy above is the one that counts
+            return result
+        return original(self)
+    return validate
 
 
 def _is_runnable(original):
@@ -92,20 +114,34 @@ SKIP_FILE = 'skipped.json'
 
 
 def record_skip(policy):
-    """Leave ``skipped.json`` where a policy skipped by its conditions would write.
+    """Leave ``skipped.json`` (and a minimal ``metadata.json``) where the policy would write.
 
     Without it, "skipped on purpose" (a global policy outside global_region,
     R3.3 in an allowed region) and "never ran" look the same in the output,
-    and the report could not tell a missing run from a clean one.
+    and the report could not tell a missing run from a clean one. Only the
+    output is opened: entering the policy's full execution context would
+    create (and, in c7n-org, assume) an AWS session for a policy that makes
+    no API call.
     """
     import json
+    import time
+    from c7n.output import blob_outputs
     if not policy.options.output_dir:
         return
-    with policy.ctx as ctx:
-        ctx.output.write_file(SKIP_FILE, json.dumps({
-            'policy': policy.name, 'region': policy.options.region,
-            'account_id': policy.options.account_id,
-            'reason': 'execution conditions'}))
+    output = blob_outputs.select(policy.options.output_dir, policy.ctx)
+    note = {'policy': policy.name, 'region': policy.options.region,
+            'account_id': policy.options.account_id, 'reason': 'execution conditions'}
+    output.__enter__()
+    try:
+        output.write_file(SKIP_FILE, json.dumps(note))
+        output.write_file('metadata.json', json.dumps({
+            'policy': policy.data,
+            'config': {'region': policy.options.region,
+                       'account_id': policy.options.account_id},
+            'execution': {'start': time.time(), 'skipped': True},
+            'metrics': []}, indent=2, default=str))
+    finally:
+        output.__exit__()
 
 
 # -- custodian -----------------------------------------------------------------
@@ -470,6 +506,7 @@ def install():
     _INSTALLED = True
     _wrap(Policy, 'get_variables', _policy_get_variables)
     _wrap(Policy, 'is_runnable', _is_runnable)
+    _wrap(Policy, 'validate', _policy_validate)
     from c7n.policy import LambdaMode
     _wrap(LambdaMode, 'provision', _lambda_provision)
     # Only in the console scripts: Lambda packages carry neither the CLI's

@@ -150,6 +150,41 @@ def _contacts(key, value):
     return value
 
 
+def _boolean(key, value):
+    if not isinstance(value, bool):
+        raise SettingsError(f"{key}: expected true or false, got {value!r}")
+    return value
+
+
+def _count(key, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SettingsError(f"{key}: expected a whole number, 1 or more, got {value!r}")
+    return value
+
+
+def _minutes(key, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SettingsError(f"{key}: expected a whole number of minutes (0 or more), got {value!r}")
+    return value
+
+
+def _continuation(key, value):
+    # bucket name -> token printed by restore-object-versions (see restore_s3)
+    if value in (None, ''):
+        return {}
+    if not isinstance(value, dict):
+        raise SettingsError(
+            f"{key}: expected a mapping of bucket name to the continuation token a previous "
+            f"run printed (or {{}}), got {value!r}")
+    for k, v in value.items():
+        _bucket(f"{key}.{k}", k)
+        if not isinstance(v, str) or not re.match(r'^[A-Za-z0-9_=-]+$', v):
+            raise SettingsError(
+                f"{key}.{k}: {v!r} is not a continuation token; copy it from "
+                f"restore-continuation.yml in the previous run's output")
+    return value
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -200,7 +235,28 @@ SETTINGS = {s.name: s for s in (
     Setting('expected_contacts', _contacts, {},
             'Expected alternate contact email per type (security, billing, operations) (X9). '
             'A missing contact is always a finding; a different email is one when listed here.'),
+    Setting('restore_preview', _boolean, False,
+            'X8: true makes the recover actions only report what they would restore '
+            '(dry-run-report); `make recover-preview` sets it.'),
+    Setting('restore_max_objects', _count, 50000,
+            'X8: the most S3 objects (keys) restore-object-versions examines in one run; '
+            'the run then records a continuation token per bucket.'),
+    Setting('restore_continuation', _continuation, {},
+            'X8: bucket name -> continuation token from the previous run\'s '
+            'restore-continuation.yml, to resume an S3 restore where it stopped.'),
+    Setting('restore_pitr_margin_minutes', _minutes, 5,
+            'X8: an RDS point-in-time restore goes to incident_start minus this many minutes.'),
 )}
+
+
+# Stand-ins for required settings, used only to validate a policy before its
+# variables are known (``custodian validate`` has no --vars-file).
+SAMPLES = {'allowed_regions': ['us-east-1'], 'incident_start': TIMESTAMP_EXAMPLE}
+
+
+def samples():
+    """A complete, valid set of settings: defaults plus stand-ins for required ones."""
+    return {name: SAMPLES.get(name, s.default) for name, s in SETTINGS.items()}
 
 
 def referenced(policy_data):
@@ -226,13 +282,14 @@ def _unknown_key_error(key, source):
     return SettingsError(f"{source}: unknown setting '{key}'{hint}")
 
 
-def validate(values, source='vars', names=None, strict=False):
+def validate(values, source='vars', names=None, strict=False, unknown=True):
     """Check settings and return a new dict with defaults filled in.
 
     ``names`` limits the check to those settings (the ones a policy uses);
     ``strict`` rejects every key that is not a pack setting. Otherwise only a
     key that looks like a misspelt setting is rejected, since a vars file may
-    also carry values for the user's own policies.
+    also carry values for the user's own policies. ``unknown=False`` skips
+    the key check (per policy, where c7n has already added its own variables).
     """
     if values is None:
         values = {}
@@ -240,7 +297,7 @@ def validate(values, source='vars', names=None, strict=False):
         raise SettingsError(
             f"{source}: expected a mapping of setting: value, got {type(values).__name__}")
     out = dict(values)
-    for key in values:
+    for key in (values if unknown else ()):
         if key in SETTINGS or not isinstance(key, str):
             continue
         if strict or difflib.get_close_matches(key, list(SETTINGS), n=1, cutoff=0.75):

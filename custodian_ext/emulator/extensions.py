@@ -300,7 +300,45 @@ def faster_accounts():
     iam_models.IAMBackend._init_aws_policies = init_aws_policies
 
 
-EXTENSIONS = [root_access_keys, assume_role_requires_role, region_opt_in, faster_accounts]
+def s3_versions_key_marker():
+    from moto.core.utils import unix_time_millis
+    from moto.s3.models import S3Backend
+
+    list_object_versions = S3Backend.list_object_versions
+
+    def list_object_versions_ext(self, bucket_name, delimiter=None, key_marker=None,
+                                 max_keys=1000, prefix='', version_id_marker=None):
+        if key_marker and not version_id_marker and not delimiter:
+            # Start after the last version at or before the marker key: moto's own
+            # (key, version) form of the marker, which it handles as AWS does.
+            bucket = self.get_bucket(bucket_name)
+            entries = [v for _, versions in bucket.keys.iterlists() for v in versions]
+            entries.sort(key=lambda r: (r.name, -unix_time_millis(r.last_modified)))
+            upto = [v for v in entries if v.name <= key_marker]
+            if upto:
+                key_marker, version_id_marker = upto[-1].name, upto[-1].version_id
+            else:
+                key_marker = None
+        return list_object_versions(
+            self, bucket_name, delimiter=delimiter, key_marker=key_marker, max_keys=max_keys,
+            prefix=prefix, version_id_marker=version_id_marker)
+
+    S3Backend.list_object_versions = list_object_versions_ext
+
+
+def ec2_duplicate_instance_ids():
+    from moto.ec2.models.instances import InstanceBackend
+
+    get_reservations = InstanceBackend.get_reservations_by_instance_ids
+
+    def get_reservations_ext(self, instance_ids, filters=None):
+        return get_reservations(self, list(dict.fromkeys(instance_ids)), filters)
+
+    InstanceBackend.get_reservations_by_instance_ids = get_reservations_ext
+
+
+EXTENSIONS = [root_access_keys, s3_versions_key_marker, ec2_duplicate_instance_ids,
+              assume_role_requires_role, region_opt_in, faster_accounts]
 
 
 def apply():

@@ -31,11 +31,29 @@ def _stopped(value, resource):
     return f"stopped since {value}" + (f" ({days} days)" if days is not None else '')
 
 
+def _pre_incident_image(value):
+    cur = value.get('current') or {}
+    if 'launch_configuration' in value:
+        return (f"launch configuration {value['launch_configuration']} (image "
+                f"{cur.get('image_id')}) is newer than the incident; {value.get('note', '')}")
+    if 'current_version' not in value:
+        return value.get('note', '')
+    text = f"now version {value['current_version']} (image {cur.get('image_id')})"
+    pre = value.get('pre_incident')
+    if pre:
+        text += (f"; before the incident version {value['pre_incident_version']} "
+                 f"(image {pre.get('image_id')})")
+    if value.get('note'):
+        text += f"; {value['note']}"
+    return text
+
+
 FORMATTERS = {
     'c7n:matched-keys': lambda v, r: _keys(v),
     'c7n:quarantine-markers': lambda v, r: _markers(v),
     'c7n:root-access-keys': lambda v, r: _root(v),
     'c7n:stopped-since': _stopped,
+    'c7n:pre-incident-image': lambda v, r: _pre_incident_image(v),
 }
 
 # Annotations that only repeat what another one says.

@@ -89,3 +89,22 @@ def test_c7n_org_workers_run_pack_filters(emulator, account, tmp_path):
         assert [u['UserName'] for u in json.load(fh)] == ['leaky'], proc.stderr
     # global policy: skipped on purpose outside global_region, and says so
     assert (out / 'prod' / 'us-west-2' / 'x1-quarantined-user-active-keys' / 'skipped.json').exists()
+
+
+def test_custodian_run_with_date_setting_in_a_stock_value_filter(account, tmp_path):
+    """c7n validates policies before substituting variables; the pack makes that pass."""
+    from custodian_ext.demo.story import incident_boundary
+    iam = account.client('iam')
+    iam.create_user(UserName='before')
+    start = incident_boundary()
+    iam.create_user(UserName='after')
+    path = tmp_path / 'p.yml'
+    path.write_text(yaml.safe_dump({'policies': [{
+        'name': 'new-users', 'resource': 'aws.iam-user',
+        'filters': [{'type': 'value', 'key': 'CreateDate', 'value_type': 'date',
+                     'op': 'gte', 'value': '{incident_start}'}]}]}))
+    vars_file = write_vars(tmp_path / 'vars.yml', policy_vars(incident_start=start))
+    run_cli(['custodian', 'run', '-s', str(tmp_path / 'out'), '--cache-period', '0',
+             '--vars-file', vars_file, str(path), '-r', 'us-east-1'], account.env, check=0)
+    with open(tmp_path / 'out' / 'new-users' / 'resources.json') as fh:
+        assert [u['UserName'] for u in json.load(fh)] == ['after']
