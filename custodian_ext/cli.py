@@ -1,4 +1,7 @@
-"""``custodian-ext``: the pack's own commands (demo, report, check-vars, bundle, org-check, periodic)."""
+"""``custodian-ext``: the pack's own commands.
+
+demo, report, check-vars, bundle, org-check, periodic.
+"""
 import argparse
 import sys
 

@@ -260,14 +260,17 @@ def _run_command(original):
 def check_deploys(options, session, identity, region):
     """Lambda policies of the pack: schedule and role checked before anything deploys."""
     from custodian_ext import periodic
+    functions = periodic.pack_functions(options.configs)
+    if not functions:
+        return
     if options.assume_role:
         from c7n.credentials import SessionFactory
         session = SessionFactory(region, options.profile, options.assume_role,
                                  getattr(options, 'external_id', None))()
         identity = session.client('sts').get_caller_identity()
-    arn = identity.get('Arn') or 'arn:aws:'
-    periodic.check_deploy_files(options.configs, session, identity['Account'],
-                                arn.split(':')[1] or 'aws')
+    partition = (identity.get('Arn') or 'arn:aws:').split(':')[1] or 'aws'
+    for data in functions:
+        periodic.check_deploy(data, session, identity['Account'], partition)
 
 
 def _cli_main(original):

@@ -336,16 +336,18 @@ def check_deploy(data, session, account_id, partition='aws'):
     _checked.add(key)
 
 
-def check_deploy_files(configs, session, account_id, partition='aws'):
-    """``check_deploy`` for every pack function in the policy files of a ``custodian run``."""
+def pack_functions(configs):
+    """The pack's Lambda policies in the policy files of a ``custodian run``."""
     import yaml
     from custodian_ext.hooks import policy_files
+    out = []
     for path in policy_files(configs):
         try:
             with open(path) as fh:
                 data = yaml.safe_load(fh) or {}
         except (OSError, yaml.YAMLError):
             continue  # c7n reports unreadable policy files itself
-        for p in data.get('policies') or ():
-            if isinstance(p, dict) and is_pack_function(p):
-                check_deploy(p, session, account_id, partition)
+        if isinstance(data, dict):
+            out.extend(p for p in data.get('policies') or ()
+                       if isinstance(p, dict) and is_pack_function(p))
+    return out

@@ -119,12 +119,14 @@ def account_regions(account, regions):
 
 # c7n-org's log lines (c7n_org/cli.py) that say why an account-region failed.
 LOG_PATTERNS = (
-    re.compile(r"unable to obtain credentials for account:(?P<account>\S+) role:\S+ error:(?P<error>.*)"),
+    re.compile(r"unable to obtain credentials for account:(?P<account>\S+) role:\S+ "
+               r"error:(?P<error>.*)"),
     re.compile(r"Access denied api:(?P<api>\S+) policy:(?P<policy>\S+) account:(?P<account>\S+) "
                r"region:(?P<region>\S+)"),
     re.compile(r"Exception running policy:(?P<policy>\S+) account:(?P<account>\S+) "
                r"region:(?P<region>\S+) error:(?P<error>.*)"),
-    re.compile(r"Error running policy in (?P<account>\S+) @ (?P<region>\S+) exception: (?P<error>.*)"),
+    re.compile(r"Error running policy in (?P<account>\S+) @ (?P<region>\S+) "
+               r"exception: (?P<error>.*)"),
     re.compile(r"error \((?P<code>\S+)\) listing available regions for account:(?P<account>\S+) - "
                r"(?P<error>.*)"),
 )

@@ -215,7 +215,8 @@ def test_policy_that_fails_to_load_in_a_worker_is_not_green(org, tmp_path):
     proc = run_cli(['custodian-ext', 'org-check', '-c', str(accounts), '-u', str(use), '-s',
                     str(out), '--log', str(log)] + sel, org['env'], check=2)
     failed = [ln for ln in proc.stdout.splitlines() if ln.startswith('FAILED')]
-    assert len(failed) == 1 and failed[0].startswith(f"FAILED alpha ({org['ids']['alpha']}) us-east-1")
+    assert len(failed) == 1
+    assert failed[0].startswith(f"FAILED alpha ({org['ids']['alpha']}) us-east-1")
     assert 'custom-named-users' in failed[0]
 
 

@@ -179,7 +179,9 @@ def test_handler_from_the_zip_runs_the_policy_on_a_scheduled_event(deployed, tmp
     runtime.mkdir()
     for lib in RUNTIME_LIBS:
         mod = __import__(lib)
-        src = os.path.dirname(mod.__file__) if mod.__file__.endswith('__init__.py') else mod.__file__
+        src = mod.__file__
+        if src.endswith('__init__.py'):
+            src = os.path.dirname(src)
         os.symlink(src, runtime / os.path.basename(src))
     event = {'version': '0', 'id': '5f2a', 'detail-type': 'Scheduled Event',
              'source': 'aws.events', 'account': account.id, 'time': '2026-11-28T10:00:00Z',
@@ -254,7 +256,10 @@ def test_valid_schedules_pass(schedule):
 
 
 def test_missing_role_or_bad_schedule_deploys_nothing(emulator, tmp_path):
-    """`custodian run` refuses before the first function exists (moto would reject the rule only after)."""
+    """`custodian run` refuses before the first function exists.
+
+    moto, like AWS, would only reject a bad rule after the function was created.
+    """
     account = new_account(emulator.url)
     vars_file = write_vars(tmp_path / 'vars.yml', policy_vars())
     path = _periodic_file(tmp_path)
