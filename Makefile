@@ -47,6 +47,52 @@ respond: $(STAMP)
 	  $(BIN)/custodian run --dryrun -s $(RESPOND_OUT) --vars-file $(VARS) --cache-period 0 $(REGION_ARGS) $(RESPOND); \
 	fi
 
+# -- run modes: CI gates (README "Run modes") ----------------------------------
+# make audit                        the detect policies for the current AWS credentials
+# make org-audit ACCOUNTS=accounts.yml   the same across an organization, through c7n-org
+# Exit status: 0 nothing at or above FAIL_ON; 1 findings at or above it; 2 a policy errored
+# or did not run (the report's gate), or the run itself failed.
+FAIL_ON   ?= high
+VARS      ?= policies/vars.yml
+DETECT    ?= policies/detect
+REGIONS   ?=
+OUT       ?= out/audit
+ORG_OUT   ?= out/org
+REPORT    ?= out/report
+ACCOUNTS  ?=
+ORG_ARGS  ?=
+REGION_ARGS = $(foreach r,$(REGIONS),-r $(r))
+
+.PHONY: audit org-audit
+
+audit: $(STAMP)
+	rm -rf $(OUT) $(REPORT)
+	@$(BIN)/custodian run -s $(OUT) --cache-period 0 --vars-file $(VARS) $(DETECT) $(REGION_ARGS); \
+	run=$$?; \
+	if [ ! -d $(OUT) ]; then exit $$run; fi; \
+	$(BIN)/custodian-ext report $(OUT) --format md,json,junit -o $(REPORT) --fail-on $(FAIL_ON); \
+	gate=$$?; \
+	if [ $$gate -eq 0 ] && [ $$run -ne 0 ]; then \
+	  echo "make audit: custodian run exited $$run" >&2; exit 2; fi; \
+	exit $$gate
+
+org-audit: $(STAMP)
+	@test -n "$(ACCOUNTS)" || { echo "make org-audit: name the accounts file: make org-audit ACCOUNTS=accounts.yml" >&2; exit 1; }
+	$(BIN)/custodian-ext bundle $(DETECT) -o build/detect.yml
+	$(BIN)/c7n-org validate -c $(ACCOUNTS) -u build/detect.yml $(ORG_ARGS)
+	rm -rf $(ORG_OUT) $(REPORT) && mkdir -p $(ORG_OUT)
+	@( $(BIN)/c7n-org run -c $(ACCOUNTS) -u build/detect.yml -s $(ORG_OUT) --cache-period 0 \
+	    $(REGION_ARGS) $(ORG_ARGS) 2>&1; echo $$? > $(ORG_OUT).rc ) | tee $(ORG_OUT).log; \
+	run=$$(cat $(ORG_OUT).rc); \
+	if [ -z "$$(ls -A $(ORG_OUT))" ]; then exit $$run; fi; \
+	$(BIN)/custodian-ext org-check -c $(ACCOUNTS) -u build/detect.yml -s $(ORG_OUT) \
+	    --log $(ORG_OUT).log --mark-missing $(REGION_ARGS) $(ORG_ARGS); \
+	check=$$?; \
+	$(BIN)/custodian-ext report $(ORG_OUT) --format md,json,junit -o $(REPORT) --fail-on $(FAIL_ON); \
+	gate=$$?; \
+	if [ $$gate -eq 0 ] && [ $$check -ne 0 ]; then exit 2; fi; \
+	exit $$gate
+
 # X8 recover: restores into new object versions, volumes and DB instances
 # (policies/recover). Without CONFIRM=yes it is a --dryrun: it lists what the
 # policies select and changes nothing. recover-preview runs the actions in

@@ -1,4 +1,7 @@
-"""``custodian-ext``: the pack's own commands (demo, report, check-vars)."""
+"""``custodian-ext``: the pack's own commands.
+
+demo, report, check-vars, bundle, org-check, periodic.
+"""
 import argparse
 import sys
 
@@ -41,6 +44,38 @@ def cmd_check_vars(args):
     return 0
 
 
+def cmd_bundle(args):
+    from custodian_ext.bundle import write_bundle
+    n = write_bundle(args.paths, args.output)
+    if args.output != '-':
+        sys.stderr.write(f"custodian-ext: wrote {n} policies to {args.output}\n")
+    return 0
+
+
+def cmd_org_check(args):
+    from custodian_ext import runs
+    accounts = runs.load_accounts(args.config, args.accounts, args.tags, args.not_accounts)
+    policies = runs.load_policies(args.use, args.policy, args.policy_tags, args.resource)
+    check = runs.check_output(args.output_dir, accounts, policies, args.region, args.log)
+    sys.stdout.write(runs.render(check))
+    if args.mark_missing and not check.ok:
+        n = runs.mark_missing(args.output_dir, check, policies)
+        if n:
+            sys.stdout.write(f"org-check: marked {n} run(s) that never happened as errored "
+                             f"in {args.output_dir} (not-run.json)\n")
+    return 0 if check.ok else 2
+
+
+def cmd_periodic(args):
+    from custodian_ext import periodic
+    n = periodic.write(args.paths, args.output, schedule=args.schedule, role=args.role,
+                       output=args.s3_output, runtime=args.runtime, prefix=args.prefix,
+                       role_policy=args.role_policy)
+    sys.stderr.write(f"custodian-ext: wrote {n} periodic policies to {args.output}; deploy "
+                     f"with: custodian run -s out --vars-file policies/vars.yml {args.output}\n")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog='custodian-ext',
@@ -76,6 +111,55 @@ def build_parser():
     p = sub.add_parser('check-vars', help='check a vars file (policies/vars.yml)')
     p.add_argument('path')
     p.set_defaults(func=cmd_check_vars)
+
+    p = sub.add_parser(
+        'bundle', help="merge policy files into one file for c7n-org's -u",
+        description='Merge policy files (and the *.yml of folders) into one policy file. '
+                    'Each policy is copied unchanged; duplicate names are refused.')
+    p.add_argument('paths', nargs='+', metavar='PATH', help='policy files or folders')
+    p.add_argument('-o', '--output', required=True, help="file to write ('-' for stdout)")
+    p.set_defaults(func=cmd_bundle)
+
+    p = sub.add_parser(
+        'org-check', help='check that every account x region x policy of a c7n-org run completed',
+        description='Compute the runs a c7n-org run should have made (same -c, -u, -r, -a, '
+                    '-t, -p, -l as c7n-org) and compare them with its output folder. Prints '
+                    'every account-region whose policies errored or never ran; exits 2 if any.')
+    p.add_argument('-c', '--config', required=True, help='the c7n-org accounts file')
+    p.add_argument('-u', '--use', required=True, help='the policy file given to c7n-org')
+    p.add_argument('-s', '--output-dir', required=True, help="c7n-org's output folder")
+    p.add_argument('-r', '--region', action='append', default=[], help="as c7n-org's -r")
+    p.add_argument('-a', '--accounts', action='append', default=[])
+    p.add_argument('--not-accounts', action='append', default=[])
+    p.add_argument('-t', '--tags', action='append', default=[], help='account tag filter')
+    p.add_argument('-p', '--policy', action='append', default=[])
+    p.add_argument('-l', '--policytags', dest='policy_tags', action='append', default=[])
+    p.add_argument('--resource', default=None)
+    p.add_argument('--log', help="c7n-org's log (its stderr), to say why runs failed")
+    p.add_argument('--mark-missing', action='store_true',
+                   help='write an errored run folder for each run that never happened, so '
+                        'that the report lists it')
+    p.set_defaults(func=cmd_org_check)
+
+    p = sub.add_parser(
+        'periodic', help='turn detect policies into scheduled Lambda policies (periodic mode)',
+        description='Write the policies with c7n periodic mode, the pack packaged with them '
+                    'and its handler; deploy the file with custodian run or c7n-org run.')
+    p.add_argument('paths', nargs='+', metavar='PATH', help='detect policy files or folders')
+    p.add_argument('--schedule', required=True,
+                   help="EventBridge schedule: 'rate(1 day)', 'cron(0 6 * * ? *)'")
+    p.add_argument('--role', required=True,
+                   help="the functions' execution role: a name, or "
+                        "arn:aws:iam::{account_id}:role/NAME")
+    p.add_argument('--output', dest='s3_output', default=None,
+                   help="where the functions write results: s3://bucket/prefix "
+                        "({account_id} and {region} are filled in)")
+    p.add_argument('--runtime', default='python3.11', help='Lambda runtime (%(default)s)')
+    p.add_argument('--prefix', default='custodian-', help='function name prefix (%(default)s)')
+    p.add_argument('--role-policy', metavar='FILE',
+                   help="also write the execution role's IAM policy (JSON) to FILE")
+    p.add_argument('-o', required=True, dest='output', help='file to write')
+    p.set_defaults(func=cmd_periodic)
     return parser
 
 

@@ -7,6 +7,10 @@ what a valid policy does.
 
 - ``Policy.get_variables`` (everywhere, Lambda included): every pack setting a
   policy refers to is checked, and defaulted, before it is substituted.
+- ``LambdaMode.provision`` (everywhere): the pack's periodic functions are
+  deployed only if their schedule is valid and their execution role exists
+  (``custodian_ext.periodic``); ``custodian run`` checks every one of them
+  before the first is deployed.
 - ``custodian`` (``c7n.cli.main``, ``c7n.commands``): the ``--vars-file`` is
   checked before any API call; ``run`` checks that credentials and the
   endpoint work and that the region list includes ``global_region``; pack
@@ -17,19 +21,23 @@ what a valid policy does.
   reject a literal ``'{incident_start}'``. While settings are still
   unsubstituted, a copy of the policy with example settings is validated
   instead; c7n validates the policy itself again once the real values are in.
-- ``c7n-org`` (``c7n_org.cli.init``): every account's ``vars`` and region list
-  are checked before any worker starts.
-- both console scripts: botocore sessions share one data loader
-  (``share_data_loader``), so service models are parsed once per process.
+- ``c7n-org`` (``c7n_org.cli.init``, and ``validate``, which does not call
+  init): the accounts file (present, every account with an id, a name and a
+  role or profile), the ``-u`` file (present, one file), ``-p`` / ``-l``
+  (each selects a policy), every account's ``vars`` and region list, and, for
+  ``run``, the caller's credentials are checked before any worker starts.
 
 Global services (IAM, Organizations, Route 53 Domains, the account) are
 checked once per account: their policies carry the condition
 ``region == {global_region}``. ``custodian run`` places such policies in the
 first region it is given, so the run hook puts ``global_region`` first.
 """
+import copy
+import difflib
 import functools
 import logging
 import os
+import re
 import sys
 
 from c7n.policy import Policy
@@ -84,7 +92,8 @@ def _policy_validate(original):
             # Not substituted yet: `custodian validate`, and c7n's pre-expansion
             # check in `custodian run`. Validate a copy with sample settings so
             # that e.g. `value_type: date` + '{incident_start}' is checked as a date.
-            sample = Policy(self.data, self.options, self.session_factory)
+            # A deep copy: c7n's get_variables rewrites mode.role in place.
+            sample = Policy(copy.deepcopy(self.data), self.options, self.session_factory)
             sample.expand_variables(sample.get_variables(settings.samples()))
             result = original(sample)
             # c7n's deprecation report reads the original's parsed conditions.
@@ -189,12 +198,12 @@ NO_CREDENTIALS = ('no AWS credentials found; set AWS_PROFILE, or AWS_ACCESS_KEY_
 
 
 def preflight(session, region):
-    """Fail fast, in one line, when no API call could succeed."""
+    """Fail fast, in one line, when no API call could succeed; return the caller's identity."""
     import botocore.exceptions as bexc
     try:
         if session.get_credentials() is None:
             raise PackError(NO_CREDENTIALS)
-        session.client('sts', region_name=region).get_caller_identity()
+        return session.client('sts', region_name=region).get_caller_identity()
     except bexc.ProfileNotFound as e:
         raise PackError(f"{e}; check --profile or AWS_PROFILE") from None
     except (bexc.EndpointConnectionError, bexc.ConnectTimeoutError) as e:
@@ -248,13 +257,30 @@ def _run_command(original):
             options.regions = place_global_region(
                 options.regions, values['global_region'], default_region)
         region = next((r for r in (options.regions or ()) if r != 'all'), default_region)
-        preflight(session, region)
+        identity = preflight(session, region)
+        check_deploys(options, session, identity, region)
         # A folder as its files: c7n's folder loader checks types before settings are
         # substituted and rejects a list setting ('{trusted_accounts}') where a list
         # goes; its file loader allows for such placeholders.
         options.configs = policy_files(options.configs)
         return original(options)
     return run
+
+
+def check_deploys(options, session, identity, region):
+    """Lambda policies of the pack: schedule and role checked before anything deploys."""
+    from custodian_ext import periodic
+    functions = periodic.pack_functions(options.configs)
+    if not functions:
+        return
+    if options.assume_role:
+        from c7n.credentials import SessionFactory
+        session = SessionFactory(region, options.profile, options.assume_role,
+                                 getattr(options, 'external_id', None))()
+        identity = session.client('sts').get_caller_identity()
+    partition = (identity.get('Arn') or 'arn:aws:').split(':')[1] or 'aws'
+    for data in functions:
+        periodic.check_deploy(data, session, identity['Account'], partition)
 
 
 def _cli_main(original):
@@ -278,38 +304,8 @@ def _expand_validate_args(args):
     return out
 
 
-_LOADERS = {}
-
-
-def share_data_loader():
-    """One botocore data loader per process (per data path), shared by every session.
-
-    c7n makes a session per region (c7n-org per account and region), and each
-    new session reads and parses the service models again: the EC2 model
-    alone is several megabytes of JSON. The loader caches what it parsed, so
-    sharing it makes every session after the first cheap. Loaded models are
-    read-only data, the same for every session.
-    """
-    import threading
-    import botocore.session
-    from botocore.loaders import create_loader
-    lock = threading.Lock()
-
-    def register_data_loader(self):
-        def shared():
-            path = self.get_config_variable('data_path')
-            with lock:
-                if path not in _LOADERS:
-                    _LOADERS[path] = create_loader(path)
-                return _LOADERS[path]
-        self._components.lazy_register_component('data_loader', shared)
-
-    _wrap(botocore.session.Session, '_register_data_loader', lambda original: register_data_loader)
-
-
 def install_cli():
     """Hooks for the ``custodian`` console script."""
-    share_data_loader()
     from c7n import cli as c7n_cli
     from c7n import commands as c7n_commands
     _wrap(c7n_commands, '_load_vars', _load_vars)
@@ -349,11 +345,123 @@ def check_accounts(accounts_config, custodian_config, source, cli_regions=()):
                     f"global_region")
 
 
+ACCOUNTS_HINT = ('generate it from AWS Organizations with `c7n-org aws-accounts -f accounts.yml` '
+                 '(README: Run modes)')
+BUNDLE_HINT = '`custodian-ext bundle policies/detect -o build/detect.yml`'
+
+
+def _read_yaml(path, what, hint):
+    import yaml
+    if os.path.isdir(path):
+        raise PackError(f"{what} {path} is a folder; {hint}")
+    if not os.path.isfile(path):
+        raise PackError(f"{what} {path} not found; {hint}")
+    try:
+        with open(path) as fh:
+            return yaml.safe_load(fh)
+    except yaml.YAMLError as e:
+        mark = getattr(e, 'problem_mark', None)
+        where = f" at line {mark.line + 1}" if mark else ''
+        raise PackError(f"{path}: not valid YAML{where}: "
+                        f"{getattr(e, 'problem', None) or e}") from None
+
+
+def check_accounts_file(path):
+    """The accounts file c7n-org is given: present, and every AWS account reachable."""
+    data = _read_yaml(path, 'accounts file', ACCOUNTS_HINT)
+    if not isinstance(data, dict) or not any(
+            k in data for k in ('accounts', 'subscriptions', 'projects', 'tenancies')):
+        raise PackError(f"{path}: no 'accounts:' list; {ACCOUNTS_HINT}")
+    for i, a in enumerate(data.get('accounts') or ()):
+        if not isinstance(a, dict):
+            raise PackError(f"{path}: accounts entry #{i + 1} is not a mapping")
+        account_id = a.get('account_id')
+        label = a.get('name') or account_id or f"#{i + 1}"
+        if not isinstance(account_id, str) or not re.match(r'^\d{12}$', account_id):
+            raise PackError(
+                f"{path}: account {label}: account_id {account_id!r} must be a 12-digit id "
+                f"in quotes, like '123456789012'")
+        if not a.get('name'):
+            raise PackError(f"{path}: account {account_id} has no name; add name: <short name> "
+                            f"(it names the account's output folder)")
+        if not a.get('role') and not a.get('profile'):
+            raise PackError(
+                f"{path}: account {label} ({account_id}) has no role; add "
+                f"role: arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole "
+                f"(or the role c7n-org should assume there), or a profile")
+    return data
+
+
+def check_policy_selection(path, policies=(), policy_tags=()):
+    """The -u file exists and every -p name and -l tag selects something."""
+    from c7n_org.cli import comma_expand
+    data = _read_yaml(path, 'policy file',
+                      f"c7n-org -u takes one file; build it with {BUNDLE_HINT}")
+    if not isinstance(data, dict) or not isinstance(data.get('policies'), list):
+        raise PackError(f"{path}: not a policy file (no top-level 'policies:' list)")
+    items = [p for p in data['policies'] if isinstance(p, dict)]
+    known_tags = sorted({t for p in items for t in (p.get('tags') or ())})
+    for tag in comma_expand(policy_tags):
+        if tag not in known_tags:
+            close = difflib.get_close_matches(tag, known_tags, n=1, cutoff=0.6)
+            hint = f"did you mean '{close[0]}'?" if close else (
+                'tags in use: ' + ', '.join(known_tags[:40]))
+            raise PackError(f"-l {tag}: no policy in {path} has this tag; {hint}")
+    names = [p.get('name') for p in items]
+    for name in comma_expand(policies):
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else ''
+            raise PackError(f"-p {name}: no policy of that name in {path}{hint}")
+    tags = comma_expand(policy_tags)
+    if tags and not any(set(tags) <= set(p.get('tags') or ()) for p in items):
+        raise PackError(f"-l {' -l '.join(tags)}: no policy in {path} has all of these tags "
+                        f"(c7n-org selects policies carrying every -l tag)")
+
+
+def check_org_credentials(accounts_config):
+    """c7n-org assumes each account's role with the caller's credentials: they must work."""
+    if not any(a.get('role') for a in accounts_config.get('accounts') or ()):
+        return
+    import boto3
+    session = boto3.Session()
+    try:
+        preflight(session, session.region_name or 'us-east-1')
+    except PackError as e:
+        raise PackError(f"{e} (c7n-org assumes each account's role with them)") from None
+
+
+def _c7n_org_command():
+    try:
+        import click
+        ctx = click.get_current_context(silent=True)
+    except ImportError:
+        return None
+    return ctx.info_name if ctx else None
+
+
 def _c7n_org_init(original):
-    def init(config, use, *args, **kw):
-        accounts_config, custodian_config, executor = original(config, use, *args, **kw)
+    import inspect
+    signature = inspect.signature(original)
+
+    def init(*args, **kw):
+        import jsonschema
+        bound = signature.bind(*args, **kw)
+        config, use = bound.arguments['config'], bound.arguments.get('use')
         try:
+            try:
+                check_accounts_file(config)
+                if use:
+                    check_policy_selection(use, bound.arguments.get('policies') or (),
+                                           bound.arguments.get('policy_tags') or ())
+                accounts_config, custodian_config, executor = original(*args, **kw)
+            except jsonschema.ValidationError as e:
+                where = '/'.join(str(p) for p in e.absolute_path)
+                raise PackError(f"{config}: {e.message}" + (f" (at {where})" if where else ''))
             check_accounts(accounts_config, custodian_config, config, _cli_regions())
+            if _c7n_org_command() == 'run' and accounts_config.get('accounts') and \
+                    custodian_config.get('policies'):
+                check_org_credentials(accounts_config)
         except (PackError, settings.SettingsError) as e:
             sys.stderr.write(f"c7n-org: error: {e}\n")
             sys.exit(1)
@@ -361,10 +469,47 @@ def _c7n_org_init(original):
     return init
 
 
+def _c7n_org_validate(original):
+    """``c7n-org validate`` does not call init: check the pack's settings there too."""
+    def validate(config=None, use=None, **kw):
+        import yaml
+        from c7n_org.cli import accounts_iterator, filter_accounts, filter_policies, comma_expand
+        try:
+            accounts_config = check_accounts_file(config)
+            check_policy_selection(use, kw.get('policy') or (), kw.get('policy_tags') or ())
+            with open(use) as fh:
+                custodian_config = yaml.safe_load(fh)
+            accounts_config['accounts'] = list(accounts_iterator(accounts_config))
+            filter_accounts(accounts_config, comma_expand(kw.get('tags')),
+                            kw.get('accounts'), kw.get('not_accounts'))
+            filter_policies(custodian_config, comma_expand(kw.get('policy_tags')),
+                            comma_expand(kw.get('policy')), kw.get('resource'))
+            check_accounts(accounts_config, custodian_config, config)
+        except (PackError, settings.SettingsError) as e:
+            sys.stderr.write(f"c7n-org: error: {e}\n")
+            sys.exit(1)
+        return original(config=config, use=use, **kw)
+    return validate
+
+
 def install_c7n_org():
-    share_data_loader()
     from c7n_org import cli as org_cli
     _wrap(org_cli, 'init', _c7n_org_init)
+    _wrap(org_cli.validate, 'callback', _c7n_org_validate)
+
+
+def _lambda_provision(original):
+    def provision(self):
+        # c7n-org, and any other way a pack function is deployed: refuse a
+        # bad schedule or a missing role before the function is created.
+        from custodian_ext import periodic
+        if periodic.is_pack_function(self.policy.data):
+            from c7n.utils import get_partition, local_session
+            periodic.check_deploy(self.policy.data, local_session(self.policy.session_factory),
+                                  self.policy.options.account_id,
+                                  get_partition(self.policy.options.region))
+        return original(self)
+    return provision
 
 
 def install():
@@ -375,9 +520,15 @@ def install():
     _wrap(Policy, 'get_variables', _policy_get_variables)
     _wrap(Policy, 'is_runnable', _is_runnable)
     _wrap(Policy, 'validate', _policy_validate)
+    from c7n.policy import LambdaMode
+    _wrap(LambdaMode, 'provision', _lambda_provision)
     # Only in the console scripts: Lambda packages carry neither the CLI's
     # dependencies nor c7n-org.
     if program() == 'custodian' or 'c7n.cli' in sys.modules:
         install_cli()
     if program() == 'c7n-org' or 'c7n_org.cli' in sys.modules:
         install_c7n_org()
+    if program() in ('custodian', 'c7n-org'):
+        # a session per account-region re-parses botocore's models otherwise
+        from custodian_ext.sessions import share_loader
+        share_loader()

@@ -38,6 +38,29 @@ tests and the benchmarks) applies it.
   ``GetInstance``, ``DeleteInstance``), which moto does not implement at
   all, with the response shapes of the Lightsail API reference. Other
   Lightsail operations answer ``UnknownOperationException``.
+- AssumeRole into a member account checks that the role exists. AWS refuses
+  a role that does not exist with ``AccessDenied`` ("User: <caller> is not
+  authorized to perform: sts:AssumeRole on resource: <role arn>"); moto
+  accepts any ARN. The check applies to accounts created in an emulated
+  organization (``CreateAccount``, which creates the role named by
+  ``RoleName``, as AWS does); every other account keeps moto's behaviour, so
+  that tests can reach a fresh account through ``OrganizationAccountAccessRole``
+  as if an administrator had created the role out of band. Trust policies are
+  not evaluated.
+- Regions enabled per account. AWS: ``DescribeRegions`` lists only the regions
+  enabled for the account (``AllRegions=true`` lists all, with
+  ``OptInStatus``), only in the caller's partition, and honours the
+  ``opt-in-status`` and ``region-name`` filters; regions launched after
+  20 March 2019 are disabled until enabled with the Account Management API
+  (``EnableRegion``, ``DisableRegion``, ``GetRegionOptStatus``,
+  ``ListRegions``). moto lists every region of every partition and has no
+  region opt-in. Here enabling takes effect at once (AWS: minutes to hours).
+- Speed, with no change in behaviour: moto resolves the account of every
+  request by looking for its access key in the IAM backend of every account
+  and every partition, creating each missing backend on the way, and each
+  new IAM backend parses and copies AWS's ~1,500 managed policies. A new
+  account then cost about 3 s of CPU. Here only existing backends are
+  searched, and the managed policies' data is parsed once per process.
 """
 import datetime
 
@@ -111,6 +134,199 @@ def root_access_keys():
         return m
 
     AccountSummary.summary_map = property(summary_map_ext)
+
+
+def _service_error():
+    from moto.core.exceptions import ServiceException
+
+    class EmulatorServiceError(ServiceException):
+        """An AWS error response; serialised with the called service's model."""
+    return EmulatorServiceError
+
+
+def _caller_arn(response, account_id):
+    """The ARN AWS names in an AccessDenied message: the signing identity."""
+    try:
+        from moto.sts.models import sts_backends
+        backend = sts_backends[account_id][response.partition]
+        return backend.get_caller_identity(response.get_access_key(), response.region)[1]
+    except Exception:
+        return f'arn:aws:iam::{account_id}:root'
+
+
+def assume_role_requires_role():
+    import re
+
+    from moto.iam.exceptions import NotFoundException
+    from moto.iam.models import iam_backends
+    from moto.organizations.models import organizations_backends
+    from moto.sts.responses import TokenResponse
+
+    ServiceException = _service_error()
+    arn_re = re.compile(r'^arn:(aws[a-z-]*):iam::(\d{12}):role/(?:.*/)?([^/]+)$')
+    assume_role = TokenResponse.assume_role
+
+    def assume_role_ext(self):
+        role_arn = self._get_param('RoleArn') or ''
+        m = arn_re.match(role_arn)
+        if m and m.group(2) in organizations_backends.master_accounts:
+            partition, account_id, name = m.groups()
+            try:
+                iam_backends[account_id][partition].get_role(name)
+            except NotFoundException:
+                raise ServiceException(
+                    'AccessDenied',
+                    f'User: {_caller_arn(self, self.current_account)} is not authorized to '
+                    f'perform: sts:AssumeRole on resource: {role_arn}') from None
+        return assume_role(self)
+
+    TokenResponse.assume_role = assume_role_ext
+
+
+# Regions launched after 20 March 2019 are disabled by default (AWS General
+# Reference, "Enable or disable AWS Regions"). moto marks most of them
+# not-opted-in; these three it marks as default, wrongly.
+LATE_REGIONS = {'af-south-1', 'eu-south-1', 'ap-southeast-3'}
+
+
+def _region_catalogue(partition):
+    """(name, enabled by default) for every region of ``partition``."""
+    from moto.ec2.models.availability_zones_and_regions import RegionsAndZonesBackend
+    from moto.utilities.utils import get_partition
+    return [(r.name, r.opt_in_status == 'opt-in-not-required' and r.name not in LATE_REGIONS)
+            for r in RegionsAndZonesBackend.regions if get_partition(r.name) == partition]
+
+
+def _opted_in(account_id, partition):
+    from moto.account.models import account_backends
+    backend = account_backends[account_id][partition]
+    return backend.__dict__.setdefault('_ext_opted_in_regions', set())
+
+
+def region_opt_in():
+    from moto.account import urls as account_urls
+    from moto.account.responses import AccountResponse
+    from moto.core.responses import ActionResult, EmptyResult
+    from moto.ec2.models.availability_zones_and_regions import Region
+    from moto.ec2.responses.availability_zones_and_regions import AvailabilityZonesAndRegions
+
+    ServiceException = _service_error()
+
+    def statuses(account_id, partition):
+        opted = _opted_in(account_id, partition)
+        out = {}
+        for name, default in _region_catalogue(partition):
+            out[name] = ('ENABLED_BY_DEFAULT' if default else
+                         'ENABLED' if name in opted else 'DISABLED')
+        return out
+
+    def target(self):
+        account_id = self._get_param('AccountId') or self.current_account
+        name = self._get_param('RegionName')
+        known = statuses(account_id, self.partition)
+        if name not in known:
+            raise ServiceException(
+                'ValidationException', f'{name!r} is not a valid region name')
+        return account_id, name, known[name]
+
+    def enable_region(self):
+        account_id, name, status = target(self)
+        if status != 'ENABLED_BY_DEFAULT':
+            _opted_in(account_id, self.partition).add(name)
+        return EmptyResult()
+
+    def disable_region(self):
+        account_id, name, status = target(self)
+        if status == 'ENABLED_BY_DEFAULT':
+            raise ServiceException(
+                'ValidationException', f'{name} is enabled by default and cannot be disabled')
+        _opted_in(account_id, self.partition).discard(name)
+        return EmptyResult()
+
+    def get_region_opt_status(self):
+        _, name, status = target(self)
+        return ActionResult({'RegionName': name, 'RegionOptStatus': status})
+
+    def list_regions(self):
+        account_id = self._get_param('AccountId') or self.current_account
+        wanted = self._get_param('RegionOptStatusContains') or []
+        regions = [{'RegionName': n, 'RegionOptStatus': s}
+                   for n, s in sorted(statuses(account_id, self.partition).items())
+                   if not wanted or s in wanted]
+        return ActionResult({'Regions': regions})
+
+    AccountResponse.enable_region = enable_region
+    AccountResponse.disable_region = disable_region
+    AccountResponse.get_region_opt_status = get_region_opt_status
+    AccountResponse.list_regions = list_regions
+    for path in ('enableRegion', 'disableRegion', 'getRegionOptStatus', 'listRegions'):
+        account_urls.url_paths['{0}/%s$' % path] = AccountResponse.dispatch
+
+    def describe_regions(self):
+        self.error_on_dryrun()
+        backend = self.ec2_backend
+        opted = _opted_in(backend.account_id, self.partition)
+        all_regions = str(self._get_param('AllRegions', False)).lower() == 'true'
+        names = set(self._get_param('RegionNames', []) or ())
+        filters = self._filters_from_querystring() or {}
+        out = []
+        for name, default in _region_catalogue(self.partition):
+            status = ('opt-in-not-required' if default else
+                      'opted-in' if name in opted else 'not-opted-in')
+            if names and name not in names:
+                continue
+            if not (all_regions or names) and status == 'not-opted-in':
+                continue
+            if 'opt-in-status' in filters and status not in filters['opt-in-status']:
+                continue
+            if 'region-name' in filters and name not in filters['region-name']:
+                continue
+            suffix = '.amazonaws.com.cn' if self.partition == 'aws-cn' else '.amazonaws.com'
+            out.append(Region(name, f'ec2.{name}{suffix}', status))
+        return ActionResult({'Regions': out})
+
+    AvailabilityZonesAndRegions.describe_regions = describe_regions
+
+
+def faster_accounts():
+    import datetime as dt
+    import json
+
+    from moto.iam import models as iam_models
+
+    def get_account_id_from(access_key):
+        # moto's version indexes every partition of every account, which
+        # creates (and fills) an IAM backend for each; a key can only be in
+        # a backend that exists.
+        for account_id, account in list(iam_models.iam_backends.items()):
+            for partition in list(account.keys()):
+                if access_key in account[partition].access_keys:
+                    return account_id
+        return iam_models.DEFAULT_ACCOUNT_ID
+
+    iam_models.get_account_id_from = get_account_id_from
+
+    parsed = []
+
+    def managed_policy_data():
+        if not parsed:
+            for name, d in json.loads(iam_models.aws_managed_policies_data).items():
+                parsed.append((name, d.get('DefaultVersionId'), d.get('Path'),
+                               json.dumps(d.get('Document')),
+                               dt.datetime.fromisoformat(d['CreateDate']),
+                               dt.datetime.fromisoformat(d['UpdateDate'])))
+        return parsed
+
+    def init_aws_policies(self):
+        if not iam_models.load_iam_aws_managed_policies():
+            return []
+        return [iam_models.AWSManagedPolicy(
+                    name, account_id=self.account_id, region=self.region_name,
+                    default_version_id=version, path=path, document=document,
+                    create_date=created, update_date=updated)
+                for name, version, path, document, created, updated in managed_policy_data()]
+
+    iam_models.IAMBackend._init_aws_policies = init_aws_policies
 
 
 def s3_versions_key_marker():
@@ -405,6 +621,9 @@ EXTENSIONS = [
     lambda_foreign_layers,
     route53domains_tags,
     lightsail,
+    assume_role_requires_role,
+    region_opt_in,
+    faster_accounts,
 ]
 
 
