@@ -13,3 +13,13 @@ hooks.install()
 from custodian_ext.filters import credentials  # noqa: E402,F401
 from custodian_ext.filters import instances  # noqa: E402,F401
 from custodian_ext.filters import quarantine  # noqa: E402,F401
+from custodian_ext import resources  # noqa: E402,F401
+from custodian_ext.filters import advisor  # noqa: E402,F401
+from custodian_ext.filters import contacts  # noqa: E402,F401
+from custodian_ext.filters import cost  # noqa: E402,F401
+from custodian_ext.filters import event_history  # noqa: E402,F401
+from custodian_ext.filters import organization  # noqa: E402,F401
+from custodian_ext.filters import principals  # noqa: E402,F401
+from custodian_ext.filters import roles_anywhere  # noqa: E402,F401
+from custodian_ext.filters import trails  # noqa: E402,F401
+from custodian_ext.filters import usage  # noqa: E402,F401

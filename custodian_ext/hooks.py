@@ -10,7 +10,11 @@ what a valid policy does.
 - ``custodian`` (``c7n.cli.main``, ``c7n.commands``): the ``--vars-file`` is
   checked before any API call; ``run`` checks that credentials and the
   endpoint work and that the region list includes ``global_region``; pack
-  errors print as one line with exit status 1; ``validate`` accepts folders.
+  errors print as one line with exit status 1; ``validate`` accepts folders,
+  and validates policies with example settings substituted (it has no
+  ``--vars-file``, and c7n's date filters reject a literal
+  ``'{incident_start}'``). ``run`` on a folder validates each policy before
+  substituting variables as well; that check, too, sees example settings.
 - ``c7n-org`` (``c7n_org.cli.init``): every account's ``vars`` and region list
   are checked before any worker starts.
 
@@ -69,6 +73,42 @@ def _policy_get_variables(original):
     return get_variables
 
 
+# Set while `custodian validate` runs: it has no --vars-file, so policies that
+# use pack settings are validated with these (plus the defaults) substituted.
+VALIDATE_EXAMPLES = {'allowed_regions': ['us-east-1'],
+                     'incident_start': settings.TIMESTAMP_EXAMPLE}
+_VALIDATING = False
+
+
+def _policy_validate(original):
+    def validate(self):
+        if settings.referenced(self.data):
+            if _VALIDATING:
+                self.expand_variables(self.get_variables(dict(VALIDATE_EXAMPLES)))
+            else:
+                # `custodian run <folder>` validates each policy before it substitutes
+                # the --vars-file values (and again after): validate a copy with
+                # example settings, and leave the policy to be expanded for real.
+                import copy
+                trial = Policy(copy.deepcopy(self.data), self.options, session_factory=getattr(
+                    self, 'session_factory', None))
+                trial.expand_variables(trial.get_variables(dict(VALIDATE_EXAMPLES)))
+                return original(trial)
+        return original(self)
+    return validate
+
+
+def _validate_command(original):
+    def validate(options):
+        global _VALIDATING
+        _VALIDATING = True
+        try:
+            return original(options)
+        finally:
+            _VALIDATING = False
+    return validate
+
+
 def _is_runnable(original):
     def is_runnable(self, event=None):
         runnable = original(self, event)
@@ -82,7 +122,7 @@ def _is_runnable(original):
 SKIP_FILE = 'skipped.json'
 
 
-def record_skip(policy):
+def record_skip(policy, reason='execution conditions'):
     """Leave ``skipped.json`` where a policy skipped by its conditions would write.
 
     Without it, "skipped on purpose" (a global policy outside global_region,
@@ -96,7 +136,24 @@ def record_skip(policy):
         ctx.output.write_file(SKIP_FILE, json.dumps({
             'policy': policy.name, 'region': policy.options.region,
             'account_id': policy.options.account_id,
-            'reason': 'execution conditions'}))
+            'reason': reason}))
+
+
+def skip_running_policy(manager, reason):
+    """Mark the policy ``manager`` runs for as skipped, with the reason, from inside the run.
+
+    For a check that cannot apply to this account (R3.2 without a Business or
+    Enterprise support plan): the run ends with no resources, ``skipped.json``
+    says why, and the log says so too, so it never reads as "clean".
+    """
+    import json
+    policy = manager.ctx.policy
+    log.warning("policy %s skipped in %s: %s", policy.name, manager.config.region, reason)
+    output = getattr(manager.ctx, 'output', None)
+    if output is not None and policy.options.output_dir:
+        output.write_file(SKIP_FILE, json.dumps({
+            'policy': policy.name, 'region': manager.config.region,
+            'account_id': manager.config.account_id, 'reason': reason}))
 
 
 # -- custodian -----------------------------------------------------------------
@@ -238,6 +295,7 @@ def install_cli():
     from c7n import commands as c7n_commands
     _wrap(c7n_commands, '_load_vars', _load_vars)
     _wrap(c7n_commands, 'run', _run_command)
+    _wrap(c7n_commands, 'validate', _validate_command)
     _wrap(c7n_cli, 'main', _cli_main)
 
 
@@ -297,6 +355,7 @@ def install():
     _INSTALLED = True
     _wrap(Policy, 'get_variables', _policy_get_variables)
     _wrap(Policy, 'is_runnable', _is_runnable)
+    _wrap(Policy, 'validate', _policy_validate)
     # Only in the console scripts: Lambda packages carry neither the CLI's
     # dependencies nor c7n-org.
     if program() == 'custodian' or 'c7n.cli' in sys.modules:

@@ -245,7 +245,8 @@ def validate(values, source='vars', names=None, strict=False):
             continue
         if strict or difflib.get_close_matches(key, list(SETTINGS), n=1, cutoff=0.75):
             raise _unknown_key_error(key, source)
-    for name in (names if names is not None else SETTINGS):
+    # In SETTINGS order, so the first missing setting named is always the same one.
+    for name in [n for n in SETTINGS if names is None or n in names]:
         spec = SETTINGS[name]
         if name not in values or values[name] is None:
             if spec.default is REQUIRED:

@@ -130,3 +130,23 @@ def write_vars(path, values):
     with open(path, 'w') as fh:
         yaml.safe_dump(values, fh, sort_keys=False)
     return str(path)
+
+
+def key_client(account, service, access_key, region='us-east-1', source_ip=None):
+    """A client signed with an IAM user's access key, as someone holding a leaked key would be.
+
+    ``source_ip`` is sent as X-Forwarded-For, which the emulator records as the
+    CloudTrail event's sourceIPAddress (custodian_ext/emulator/event_history.py).
+    """
+    import boto3
+    from botocore.config import Config
+    assert_loopback(account.url)
+    sess = boto3.Session(aws_access_key_id=access_key['AccessKeyId'],
+                         aws_secret_access_key=access_key['SecretAccessKey'], region_name=region)
+    client = sess.client(service, endpoint_url=account.url,
+                         config=Config(retries={'max_attempts': 1, 'mode': 'standard'}))
+    if source_ip:
+        def forwarded(request, **kw):
+            request.headers['X-Forwarded-For'] = source_ip
+        client.meta.events.register('before-send', forwarded)
+    return client

@@ -9,6 +9,16 @@ tests and the benchmarks) applies it.
   the root user, creates a root access key; ``GetAccountSummary`` then shows
   ``AccountAccessKeysPresent: 1``, and the credential report always starts
   with a ``<root_account>`` row. moto has no root row and a fixed 0.
+- CloudTrail event history (R2.2): the management calls the emulator serves
+  are recorded per account and region and served by ``LookupEvents``; the same
+  record answers IAM's service-last-accessed jobs (R1.2). See
+  ``custodian_ext.emulator.event_history``.
+- CloudTrail basic event selectors replacing advanced ones; IAM policy
+  ``UpdateDate``; login profile dates (GetLoginProfile ``CreateDate``, the credential report's
+  ``password_last_changed`` and key last-use region/service),
+  ``organizations:LeaveOrganization``, ``support:DescribeTrustedAdvisorCheckResult``
+  (Basic support plan: SubscriptionRequiredException) and IAM Roles Anywhere
+  trust anchors (R4.3, R3.2, R4.2). See ``custodian_ext.emulator.services``.
 """
 import datetime
 
@@ -84,7 +94,22 @@ def root_access_keys():
     AccountSummary.summary_map = property(summary_map_ext)
 
 
-EXTENSIONS = [root_access_keys]
+def event_history():
+    from custodian_ext.emulator import event_history as history
+    history.apply()
+
+
+def identity_services():
+    from custodian_ext.emulator import services
+    services.login_profiles()
+    services.cloudtrail_selectors()
+    services.policy_update_date()
+    services.leave_organization()
+    services.trusted_advisor_basic_plan()
+    services.roles_anywhere()
+
+
+EXTENSIONS = [root_access_keys, event_history, identity_services]
 
 
 def apply():
