@@ -16,9 +16,11 @@ and answers both from that record, following AWS's documented behaviour:
   secrets redacted, as CloudTrail does), response elements of write calls,
   error code of failed calls, and the resources named. ``AssumeRole`` into
   another account is recorded in that account too, with ``userIdentity.type``
-  ``AWSAccount``. Data events (S3 objects, Lambda Invoke, DynamoDB items) are
-  not management events and are not recorded. The record keeps the newest
-  ``MAX_EVENTS`` events per account and region.
+  ``AWSAccount``. Data events (Lambda Invoke, DynamoDB items) are not
+  management events and are not recorded; S3 is not recorded at all (moto
+  serves it outside the request path recorded here, and most of its calls are
+  data events). The record keeps the newest ``MAX_EVENTS`` events per account
+  and region.
 - ``LookupEvents``: at most one lookup attribute (EventId, EventName,
   ReadOnly, Username, ResourceType, ResourceName, EventSource, AccessKeyId),
   StartTime/EndTime (default: the last 90 days), newest first, MaxResults up

@@ -296,7 +296,7 @@ class CloudTrailEvents(Filter):
             except (ValueError, OverflowError):
                 raise PolicyValidationError(
                     f"{self.type}: since {since!r} is not an ISO-8601 timestamp such as "
-                    f"2026-11-28T09:30:00Z (policy {self.manager.ctx.policy.name})")
+                    f"2026-11-28T09:30:00Z")
         for k in ('known-users', 'known-roles', 'known-accounts'):
             v = self.data.get(k)
             if isinstance(v, str) and '{' not in v:
@@ -361,24 +361,28 @@ class CloudTrailEvents(Filter):
             info['CutShort'] = cut_short
             log.warning(
                 "%s: event history for %s in %s was cut short after %d pages; events before "
-                "the oldest page read were not examined", self.manager.ctx.policy.name,
+                "the oldest page read were not examined", self.manager.data.get('name'),
                 ', '.join(cut_short), region, self.data.get('max-pages', DEFAULT_PAGES))
         return events, info
 
     def concerns(self, resource, event):
         rtype = self.manager.type
         params = event.get('RequestParameters') or {}
-        names = {r.get('Name') for r in event.get('Resources') or ()}
+
+        def named(kind):
+            return {r.get('Name') for r in event.get('Resources') or ()
+                    if r.get('Type') == f'AWS::IAM::{kind}'}
+
         if rtype == 'iam-user':
             name = resource.get('UserName')
-            return name in names or params.get('userName') == name
+            return name in named('User') or params.get('userName') == name
         if rtype == 'iam-role':
             name, arn = resource.get('RoleName'), resource.get('Arn')
-            return (name in names or arn in names or params.get('roleName') == name
+            return (bool({name, arn} & named('Role')) or params.get('roleName') == name
                     or params.get('roleArn') == arn)
         if rtype == 'iam-policy':
             arn = resource.get('Arn')
-            return (arn in names or params.get('policyArn') == arn or (
+            return (arn in named('Policy') or params.get('policyArn') == arn or (
                 event.get('EventName') == 'CreatePolicy'
                 and params.get('policyName') == resource.get('PolicyName')))
         return True

@@ -143,7 +143,7 @@ def _contacts(value):
 
 def _trails(value):
     if not value:
-        return 'no trails at all'
+        return 'no multi-region trail, and no trail in this region'
     return 'no multi-region trail; trails: ' + ', '.join(
         f"{t.get('Name')} ({t.get('HomeRegion')}, "
         f"{'multi-region' if t.get('IsMultiRegionTrail') else 'single-region'})" for t in value)

@@ -36,15 +36,11 @@ def test_a_logging_multi_region_trail_with_validation_is_clean(aws, tmp_path):
         assert run(policy, aws, tmp_path, region='us-west-2') == []
 
 
-def test_only_single_region_trails(aws, tmp_path):
-    trail(aws, 'local', multi=False)
-    [acct] = run(NO_MULTI, aws, tmp_path)
-    assert [t['Name'] for t in acct['c7n:cloudtrails']] == ['local']
-
-
-def test_stopped_trail_and_validation_off(aws, tmp_path):
-    ct = trail(aws, 'main', region='us-west-2', logging=False, validation=False)
+def test_single_region_stopped_trail_without_validation(aws, tmp_path):
+    ct = trail(aws, 'main', region='us-west-2', multi=False, logging=False, validation=False)
     assert ct.get_trail_status(Name='main')['IsLogging'] is False
+    [acct] = run(NO_MULTI, aws, tmp_path)
+    assert acct['c7n:cloudtrails'] == []  # a single-region trail shows only in its region
     [t] = run(NOT_LOGGING, aws, tmp_path, region='us-west-2')
     assert t['Name'] == 'main' and t['c7n:TrailStatus']['IsLogging'] is False
     [t] = run(NO_VALIDATION, aws, tmp_path, region='us-west-2')

@@ -69,15 +69,13 @@ def test_new_service_new_region_and_spike(aws, emulator, today, tmp_path):
     assert changes[('SERVICE', 'Amazon SageMaker')]['Change'] == 'new'
 
 
-def test_steady_spend_is_clean(aws, emulator, today, tmp_path):
+def test_steady_spend_is_clean(aws, emulator, today, monkeypatch, tmp_path):
     inject(emulator, aws.id,
            by_service={'Amazon Elastic Compute Cloud - Compute': (310.0, 160.0),
                        'AWS Lambda': (0, 3.0)},
            by_region={'us-east-1': (310.0, 163.0)})
     assert run_policy(SPEND, policy_vars(), account=aws, output_dir=str(tmp_path)) == []
-
-
-def test_first_day_of_the_month_has_nothing_to_compare(monkeypatch, aws, tmp_path):
+    # on the first of a month there is no full day to compare yet
     monkeypatch.setattr(cost.CostChanges, 'today', lambda self: datetime.date(2026, 12, 1))
     assert run_policy(SPEND, policy_vars(), account=aws, output_dir=str(tmp_path)) == []
 

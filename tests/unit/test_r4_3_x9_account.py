@@ -64,39 +64,32 @@ def test_new_and_unknown_member_accounts(aws, tmp_path):
                       account=aws, output_dir=str(tmp_path / 'clean')) == []
 
 
-def test_member_accounts_are_listed_only_from_the_management_account(aws, monkeypatch,
-                                                                     tmp_path):
-    org = aws.client('organizations')
-    org.create_organization(FeatureSet='ALL')
-    member = new_account(aws.url, create_member(org, 'workload'))
-    start = incident_boundary()
-    out = tmp_path / 'member'
-    assert run_as(member, monkeypatch, MEMBERS, policy_vars(incident_start=start), out) == []
-    assert 'only its management account' in skip_reason(out)
-    # and a standalone account has nothing to list, without error or skip
-    loner = new_account(aws.url)
-    out = tmp_path / 'loner'
-    assert run_as(loner, monkeypatch, MEMBERS, policy_vars(incident_start=start), out) == []
-    assert skip_reason(out) is None
-
-
-def test_account_that_left_its_organization(aws, monkeypatch, tmp_path):
+def test_member_accounts_skip_member_listing_and_one_leaves(aws, monkeypatch, tmp_path):
     org = aws.client('organizations')
     org.create_organization(FeatureSet='ALL')
     staying = new_account(aws.url, create_member(org, 'staying'))
     leaving = new_account(aws.url, create_member(org, 'leaving'))
     start = incident_boundary()
+    variables = policy_vars(incident_start=start, known_accounts=[staying.id, leaving.id])
+
+    # Only the management account (or a delegated administrator) lists member accounts.
+    out = tmp_path / 'member'
+    assert run_as(staying, monkeypatch, MEMBERS, variables, out) == []
+    assert 'only its management account' in skip_reason(out)
+
     leaving.client('organizations').leave_organization()
-    known = [staying.id, leaving.id]
-    [acct] = run_as(leaving, monkeypatch, LEFT,
-                    policy_vars(incident_start=start, known_accounts=known), tmp_path / 'leaving')
+    [acct] = run_as(leaving, monkeypatch, LEFT, variables, tmp_path / 'leaving')
     assert acct['c7n:organization-accounts'][0]['Reasons'] == [
         'listed in known_accounts but in no organization']
     assert [e['EventName'] for e in acct['c7n:cloudtrail-events']] == ['LeaveOrganization']
-    assert run_as(staying, monkeypatch, LEFT, policy_vars(incident_start=start, known_accounts=known),
-                  tmp_path / 'staying') == []
+    assert run_as(staying, monkeypatch, LEFT, variables, tmp_path / 'staying') == []
     accounts = [a['Id'] for a in org.list_accounts()['Accounts']]
     assert leaving.id not in accounts and staying.id in accounts
+
+    # Out of any organization there is nothing to list: no error, no skip.
+    out = tmp_path / 'left'
+    assert run_as(leaving, monkeypatch, MEMBERS, variables, out) == []
+    assert skip_reason(out) is None
 
 
 def test_alternate_contacts(aws, tmp_path):
