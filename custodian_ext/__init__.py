@@ -30,3 +30,13 @@ from custodian_ext.filters import backups  # noqa: E402,F401
 from custodian_ext.filters import buckets  # noqa: E402,F401
 from custodian_ext.filters import containers  # noqa: E402,F401
 from custodian_ext.filters import shares  # noqa: E402,F401
+from custodian_ext import resources  # noqa: E402,F401
+from custodian_ext.filters import advisor  # noqa: E402,F401
+from custodian_ext.filters import contacts  # noqa: E402,F401
+from custodian_ext.filters import cost  # noqa: E402,F401
+from custodian_ext.filters import event_history  # noqa: E402,F401
+from custodian_ext.filters import organization  # noqa: E402,F401
+from custodian_ext.filters import principals  # noqa: E402,F401
+from custodian_ext.filters import roles_anywhere  # noqa: E402,F401
+from custodian_ext.filters import trails  # noqa: E402,F401
+from custodian_ext.filters import usage  # noqa: E402,F401

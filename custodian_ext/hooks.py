@@ -119,7 +119,7 @@ def _is_runnable(original):
 SKIP_FILE = 'skipped.json'
 
 
-def record_skip(policy):
+def record_skip(policy, reason='execution conditions'):
     """Leave ``skipped.json`` (and a minimal ``metadata.json``) where the policy would write.
 
     Without it, "skipped on purpose" (a global policy outside global_region,
@@ -136,7 +136,7 @@ def record_skip(policy):
         return
     output = blob_outputs.select(policy.options.output_dir, policy.ctx)
     note = {'policy': policy.name, 'region': policy.options.region,
-            'account_id': policy.options.account_id, 'reason': 'execution conditions'}
+            'account_id': policy.options.account_id, 'reason': reason}
     output.__enter__()
     try:
         output.write_file(SKIP_FILE, json.dumps(note))
@@ -148,6 +148,23 @@ def record_skip(policy):
             'metrics': []}, indent=2, default=str))
     finally:
         output.__exit__()
+
+
+def skip_running_policy(manager, reason):
+    """Mark the policy ``manager`` runs for as skipped, with the reason, from inside the run.
+
+    For a check that cannot apply to this account (R3.2 without a Business or
+    Enterprise support plan): the run ends with no resources, ``skipped.json``
+    says why, and the log says so too, so it never reads as "clean".
+    """
+    import json
+    policy = manager.ctx.policy
+    log.warning("policy %s skipped in %s: %s", policy.name, manager.config.region, reason)
+    output = getattr(manager.ctx, 'output', None)
+    if output is not None and policy.options.output_dir:
+        output.write_file(SKIP_FILE, json.dumps({
+            'policy': policy.name, 'region': manager.config.region,
+            'account_id': manager.config.account_id, 'reason': reason}))
 
 
 # -- custodian -----------------------------------------------------------------

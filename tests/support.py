@@ -224,3 +224,30 @@ def headline_folder(tmp):
         with open(os.path.join(folder, f), 'w') as fh:
             yaml.safe_dump({'policies': [load_policy(os.path.join('detect', f), name)]}, fh)
     return folder
+def key_client(account, service, access_key, region='us-east-1', source_ip=None):
+    """A client signed with an IAM user's access key, as someone holding a leaked key would be.
+
+    ``source_ip`` is sent as X-Forwarded-For, which the emulator records as the
+    CloudTrail event's sourceIPAddress (custodian_ext/emulator/event_history.py).
+    """
+    import boto3
+    from botocore.config import Config
+    assert_loopback(account.url)
+    sess = boto3.Session(aws_access_key_id=access_key['AccessKeyId'],
+                         aws_secret_access_key=access_key['SecretAccessKey'], region_name=region)
+    client = sess.client(service, endpoint_url=account.url,
+                         config=Config(retries={'max_attempts': 1, 'mode': 'standard'}))
+    if source_ip:
+        def forwarded(request, **kw):
+            request.headers['X-Forwarded-For'] = source_ip
+        client.meta.events.register('before-send', forwarded)
+    return client
+
+
+# One botocore data loader for every session in the test process: the tests
+# build fresh boto3 sessions all the time, and each would re-parse the
+# service-model JSON (about 70% of an in-process policy run). The same
+# mechanism the pack installs in custodian and c7n-org.
+from custodian_ext.sessions import share_loader  # noqa: E402
+
+share_loader()

@@ -61,6 +61,16 @@ tests and the benchmarks) applies it.
   new IAM backend parses and copies AWS's ~1,500 managed policies. A new
   account then cost about 3 s of CPU. Here only existing backends are
   searched, and the managed policies' data is parsed once per process.
+- CloudTrail event history (R2.2): the management calls the emulator serves
+  are recorded per account and region and served by ``LookupEvents``; the same
+  record answers IAM's service-last-accessed jobs (R1.2). See
+  ``custodian_ext.emulator.event_history``.
+- CloudTrail basic event selectors replacing advanced ones; IAM policy
+  ``UpdateDate``; login profile dates (GetLoginProfile ``CreateDate``, the credential report's
+  ``password_last_changed`` and key last-use region/service),
+  ``organizations:LeaveOrganization``, ``support:DescribeTrustedAdvisorCheckResult``
+  (Basic support plan: SubscriptionRequiredException) and IAM Roles Anywhere
+  trust anchors (R4.3, R3.2, R4.2). See ``custodian_ext.emulator.services``.
 """
 import datetime
 
@@ -609,6 +619,21 @@ def lightsail():
     DomainDispatcherApplication.__call__ = call
 
 
+def event_history():
+    from custodian_ext.emulator import event_history as history
+    history.apply()
+
+
+def identity_services():
+    from custodian_ext.emulator import services
+    services.login_profiles()
+    services.cloudtrail_selectors()
+    services.policy_update_date()
+    services.leave_organization()
+    services.trusted_advisor_basic_plan()
+    services.roles_anywhere()
+
+
 EXTENSIONS = [
     root_access_keys,
     s3_versions_key_marker,
@@ -624,6 +649,8 @@ EXTENSIONS = [
     assume_role_requires_role,
     region_opt_in,
     faster_accounts,
+    event_history,
+    identity_services,
 ]
 
 

@@ -1,4 +1,4 @@
-"""Credential-report based checks (R1.1, X2).
+"""Credential-report based checks (R1.1, X2, X4).
 
 The IAM credential report is generated asynchronously. c7n's stock
 ``credential`` filter sleeps a fixed ``report_delay`` and tries once more; here
@@ -7,10 +7,12 @@ GenerateCredentialReport until it says COMPLETE (it reuses a report younger
 than four hours), then read it. The parsed report is cached under the same
 key as c7n's filter, so both share one download per account.
 """
+import datetime
 import time
 
 from botocore.exceptions import ClientError
-from c7n.exceptions import PolicyExecutionError
+from dateutil.parser import parse as parse_date
+from c7n.exceptions import PolicyExecutionError, PolicyValidationError
 from c7n.filters import Filter
 from c7n.resources.iam import CredentialReport
 from c7n.utils import local_session, type_schema
@@ -120,5 +122,213 @@ class RootAccessKeys(Filter):
                     'keys': keys,
                 }
             if found == want:
+                results.append(r)
+        return results
+
+
+def _when(value):
+    """A credential-report date, or None for 'N/A', 'no_information', 'not_supported'."""
+    if isinstance(value, datetime.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
+    if not isinstance(value, str) or not value[:1].isdigit():
+        return None
+    try:
+        dt = parse_date(value)
+    except (ValueError, OverflowError):
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=datetime.timezone.utc)
+
+
+def _iso(dt):
+    return dt.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ') if dt else None
+
+
+@register_filter('credential-use', ['iam-user', 'account'])
+class CredentialUse(Filter):
+    """When passwords and access keys were used, from the IAM credential report (R1.1, X4).
+
+    The report is fetched once per account (``credential_report``, polled
+    until AWS says it is complete) and shared with X2. On ``aws.account`` the
+    report's ``<root_account>`` row is checked. ``check``:
+
+    - ``used-since``: a password or key (active or not) last used at or after
+      ``since``;
+    - ``never-used``: an active access key that was never used;
+    - ``unused-for``: an active key or enabled password whose last use (or
+      creation, if never used) is more than ``days`` old;
+    - ``password-changed-before``: an enabled console password last changed
+      before ``since`` (it needs a reset, X4).
+
+    ``credentials`` limits the check to ``password`` or ``access-keys``.
+    ``c7n:credential-use`` lists each matching credential with its key id
+    (from ListAccessKeys, for the matched users only), dates and last use.
+
+    :example:
+
+    .. code-block:: yaml
+
+        policies:
+          - name: r1-1-credentials-used-since-incident
+            resource: aws.iam-user
+            filters:
+              - type: credential-use
+                check: used-since
+                since: '{incident_start}'
+    """
+
+    CHECKS = ('used-since', 'never-used', 'unused-for', 'password-changed-before')
+    schema = type_schema(
+        'credential-use', required=['check'],
+        check={'enum': list(CHECKS)},
+        since={'type': 'string'},
+        days={'oneOf': [{'type': 'number', 'minimum': 0}, {'type': 'string'}]},
+        credentials={'type': 'array', 'items': {'enum': ['password', 'access-keys']}})
+    schema_alias = False
+    permissions = ('iam:GenerateCredentialReport', 'iam:GetCredentialReport',
+                   'iam:ListAccessKeys')
+    annotation_key = 'c7n:credential-use'
+
+    def validate(self):
+        check = self.data['check']
+        if check in ('used-since', 'password-changed-before') and 'since' not in self.data:
+            raise PolicyValidationError(f"{self.type}: check {check} needs 'since'")
+        if check == 'unused-for' and 'days' not in self.data:
+            raise PolicyValidationError(f"{self.type}: check unused-for needs 'days'")
+        since = self.data.get('since')
+        if isinstance(since, str) and '{' not in since and _when(since) is None:
+            raise PolicyValidationError(
+                f"{self.type}: since {since!r} is not an ISO-8601 timestamp such as "
+                f"2026-11-28T09:30:00Z")
+        days = self.data.get('days')
+        if isinstance(days, str) and '{' not in days:
+            raise PolicyValidationError(f"{self.type}: days must be a number, got {days!r}")
+        return self
+
+    def credentials(self):
+        default = ['access-keys'] if self.data['check'] == 'never-used' else (
+            ['password'] if self.data['check'] == 'password-changed-before'
+            else ['password', 'access-keys'])
+        return self.data.get('credentials', default)
+
+    def findings(self, row, now):
+        check = self.data['check']
+        kinds = self.credentials()
+        since = _when(self.data['since']) if 'since' in self.data else None
+        days = float(self.data['days']) if 'days' in self.data else None
+        out = []
+        if 'password' in kinds:
+            enabled = row.get('password_enabled') is True
+            used = _when(row.get('password_last_used'))
+            changed = _when(row.get('password_last_changed'))
+            item = {'Credential': 'password', 'Enabled': enabled, 'LastUsed': _iso(used),
+                    'LastChanged': _iso(changed)}
+            if check == 'used-since' and used and used >= since:
+                out.append(dict(item, Reason=f'used at or after {_iso(since)}'))
+            elif check == 'unused-for' and enabled:
+                ref = used or changed or _when(row.get('user_creation_time'))
+                if ref and (now - ref).total_seconds() > days * 86400:
+                    out.append(dict(item, Reason=f'not used for more than {days:g} days'))
+            elif check == 'password-changed-before' and enabled and changed and changed < since:
+                out.append(dict(item, Reason=f'last changed before {_iso(since)}'))
+        if 'access-keys' in kinds:
+            for k in row.get('access_keys') or ():
+                active = k.get('active') is True
+                used = _when(k.get('last_used_date'))
+                created = _when(k.get('last_rotated'))
+                item = {'Credential': 'access key', 'Active': active, 'Created': _iso(created),
+                        'LastUsed': _iso(used), 'LastUsedService': k.get('last_used_service'),
+                        'LastUsedRegion': k.get('last_used_region')}
+                if check == 'used-since' and used and used >= since:
+                    out.append(dict(item, Reason=f'used at or after {_iso(since)}'))
+                elif check == 'never-used' and active and used is None:
+                    out.append(dict(item, Reason='active and never used'))
+                elif check == 'unused-for' and active:
+                    ref = used or created
+                    if ref and (now - ref).total_seconds() > days * 86400:
+                        out.append(dict(item, Reason=f'not used for more than {days:g} days'))
+        return out
+
+    def add_key_ids(self, client, user, items):
+        """Name the matched keys: the report has dates only, ListAccessKeys has ids."""
+        keys = [i for i in items if i['Credential'] == 'access key']
+        if not keys:
+            return
+        listed = self.manager.retry(client.list_access_keys, UserName=user)['AccessKeyMetadata']
+        for i in keys:
+            for meta in listed:
+                if _iso(_when(meta['CreateDate'])) == i['Created']:
+                    i['AccessKeyId'] = meta['AccessKeyId']
+                    break
+
+    def process(self, resources, event=None):
+        report = credential_report(self.manager)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        client = local_session(self.manager.session_factory).client('iam')
+        results = []
+        for r in resources:
+            is_account = self.manager.type == 'account'
+            row = report.get(ROOT_ROW if is_account else r['UserName'])
+            if not row:
+                continue
+            items = self.findings(row, now)
+            if not items:
+                continue
+            if not is_account:
+                self.add_key_ids(client, r['UserName'], items)
+            r[self.annotation_key] = items
+            results.append(r)
+        return results
+
+
+@register_filter('login-profile-created', ['iam-user'])
+class LoginProfileCreated(Filter):
+    """Users whose console password (login profile) was created at or after ``since`` (R4.1).
+
+    c7n's ``login-profile`` filter only says whether a user has one (it ignores
+    value-filter keys such as ``CreateDate``); this one reads
+    ``GetLoginProfile``'s ``CreateDate`` and annotates ``c7n:login-profile``.
+
+    :example:
+
+    .. code-block:: yaml
+
+        policies:
+          - name: r4-1-login-profiles-created-since-incident
+            resource: aws.iam-user
+            filters:
+              - type: login-profile-created
+                since: '{incident_start}'
+    """
+
+    schema = type_schema('login-profile-created', required=['since'], since={'type': 'string'})
+    schema_alias = False
+    permissions = ('iam:GetLoginProfile',)
+    annotation_key = 'c7n:login-profile'
+
+    def validate(self):
+        since = self.data.get('since')
+        if isinstance(since, str) and '{' not in since and _when(since) is None:
+            raise PolicyValidationError(
+                f"{self.type}: since {since!r} is not an ISO-8601 timestamp such as "
+                f"2026-11-28T09:30:00Z")
+        return self
+
+    def process(self, resources, event=None):
+        client = local_session(self.manager.session_factory).client('iam')
+        since = _when(self.data['since'])
+        results = []
+        for r in resources:
+            try:
+                profile = self.manager.retry(
+                    client.get_login_profile, UserName=r['UserName'])['LoginProfile']
+            except ClientError as e:
+                if e.response['Error']['Code'] == 'NoSuchEntity':
+                    continue  # no console password
+                raise
+            created = _when(profile.get('CreateDate'))
+            if created and created >= since:
+                r[self.annotation_key] = {
+                    'CreateDate': _iso(created),
+                    'PasswordResetRequired': profile.get('PasswordResetRequired', False)}
                 results.append(r)
         return results

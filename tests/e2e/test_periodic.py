@@ -267,7 +267,7 @@ def test_missing_role_or_bad_schedule_deploys_nothing(emulator, tmp_path):
     """
     account = new_account(emulator.url)
     vars_file = write_vars(tmp_path / 'vars.yml', policy_vars())
-    path = _periodic_file(tmp_path)
+    path = _periodic_file(tmp_path, source=headline_folder(tmp_path))
     cmd = ['custodian', 'run', '-s', str(tmp_path / 'out'), '--vars-file', vars_file, str(path),
            '-r', 'us-east-1', '-r', 'eu-north-1']
     proc = run_cli(cmd, account.env, check=1)

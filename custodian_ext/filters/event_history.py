@@ -1,0 +1,403 @@
+"""CloudTrail event history since the incident started (R2.2, R4.3).
+
+c7n has no filter over CloudTrail's event history (``LookupEvents``); this one
+reads it, within the limits AWS sets, and annotates who did what:
+
+- Rate: AWS allows ``LookupEvents`` 2 requests per second per account and
+  region. Every call in this process waits for its account-region slot
+  (``MIN_INTERVAL``), and throttling errors are retried with back-off.
+- Window: ``since`` (the incident start) to now, clamped to the 90 days of
+  history AWS keeps (``HISTORY_DAYS``).
+- Pages: LookupEvents takes one lookup attribute per request and returns 50
+  events a page. Write events are read as one stream (``ReadOnly=false``) and
+  matched by name; read-only events (``AssumeRole``, ``GetFederationToken``)
+  by event name. Each stream stops after ``max-pages`` pages (default 20, at
+  most 100: 1,000 to 5,000 events). When the write stream is cut short, each
+  requested write event name is looked up on its own, again with
+  ``max-pages``. A lookup still cut short is reported, never hidden: the
+  annotation says so, and an account resource then matches even
+  without matching events, because its history was not read to the end.
+- Requests per policy and account-region are therefore at most
+  ``max-pages * (1 + number of event names)``; usually one or two.
+- Results are reused for ``CACHE_SECONDS`` within one process (several
+  policies read the same history in one run; CloudTrail itself delivers events
+  minutes late, so a minute-old read misses nothing it could have seen).
+"""
+import datetime
+import fnmatch
+import json
+import logging
+import threading
+import time
+
+from dateutil.parser import parse as parse_date
+from c7n.exceptions import PolicyValidationError
+from c7n.filters import Filter
+from c7n.utils import get_partition
+from c7n.utils import local_session, type_schema
+
+from custodian_ext.registry import register_filter
+
+log = logging.getLogger('custodian.ext.event-history')
+
+MIN_INTERVAL = 0.5       # seconds between LookupEvents calls per account-region (2/s)
+HISTORY_DAYS = 90        # CloudTrail event history keeps 90 days
+PAGE_SIZE = 50           # LookupEvents' largest page
+DEFAULT_PAGES = 20
+MAX_PAGES = 100
+CACHE_SECONDS = 60
+MAX_ANNOTATED = 200      # events kept in one resource's annotation
+
+# Where CloudTrail records global service events (IAM, STS global endpoint,
+# Organizations), per partition.
+GLOBAL_EVENT_REGIONS = {'aws': 'us-east-1', 'aws-us-gov': 'us-gov-west-1',
+                        'aws-cn': 'cn-north-1'}
+WRITE_VERBS = ('Create', 'Delete', 'Put', 'Attach', 'Detach', 'Update', 'Modify', 'Authorize',
+               'Revoke', 'Stop', 'Start', 'Leave', 'Remove', 'Add', 'Import', 'Set', 'Run',
+               'Terminate', 'Enable', 'Disable', 'Deregister', 'Register', 'Upload', 'Tag',
+               'Untag', 'Associate', 'Disassociate', 'Accept', 'Invite', 'Reset', 'Change')
+# Roles AWS creates and assumes itself; their sessions are not unknown principals.
+AWS_ROLE_PATHS = ('/aws-service-role/', '/aws-reserved/')
+
+# The process clock and sleep, module attributes so tests can replace them.
+clock = time.monotonic
+sleep = time.sleep
+
+
+class RateLimiter:
+    """At most one call per ``interval`` seconds for each key (account, region)."""
+
+    def __init__(self, interval):
+        self.interval = interval
+        self.lock = threading.Lock()
+        self.next_slot = {}
+
+    def wait(self, key):
+        with self.lock:
+            now = clock()
+            slot = max(now, self.next_slot.get(key, now))
+            self.next_slot[key] = slot + self.interval
+        if slot > now:
+            sleep(slot - now)
+
+
+limiter = RateLimiter(MIN_INTERVAL)
+_cache = {}
+_cache_lock = threading.Lock()
+
+
+def clear_cache():
+    with _cache_lock:
+        _cache.clear()
+
+
+def is_write_event(name):
+    return name.startswith(WRITE_VERBS)
+
+
+def global_event_region(region):
+    return GLOBAL_EVENT_REGIONS.get(get_partition(region), 'us-east-1')
+
+
+def lookup(client, retry, key, attribute, start, end, max_pages):
+    """Every event for one lookup attribute in [start, end]: (raw events, cut short?)."""
+    params = {'LookupAttributes': [attribute], 'StartTime': start, 'EndTime': end,
+              'MaxResults': PAGE_SIZE}
+    events = []
+    for _ in range(max_pages):
+        limiter.wait(key)
+        resp = retry(client.lookup_events, **params)
+        events.extend(resp.get('Events', ()))
+        token = resp.get('NextToken')
+        if not token:
+            return events, False
+        params['NextToken'] = token
+    return events, True
+
+
+def cached_lookup(client, retry, key, attribute, start, end, max_pages):
+    ckey = key + (attribute['AttributeKey'], attribute['AttributeValue'],
+                  start.isoformat(), max_pages)
+    with _cache_lock:
+        hit = _cache.get(ckey)
+        if hit and clock() - hit[0] < CACHE_SECONDS:
+            return hit[1], hit[2]
+    events, cut = lookup(client, retry, key, attribute, start, end, max_pages)
+    with _cache_lock:
+        _cache[ckey] = (clock(), events, cut)
+    return events, cut
+
+
+def history(client, retry, key, names, start, end, max_pages):
+    """Raw events with the given names: (events, names whose lookup was cut short)."""
+    names = list(dict.fromkeys(names))
+    writes = [n for n in names if is_write_event(n)]
+    others = [n for n in names if not is_write_event(n)]
+    found, cut_short = [], []
+    if writes:
+        stream, cut = cached_lookup(client, retry, key, {
+            'AttributeKey': 'ReadOnly', 'AttributeValue': 'false'}, start, end, max_pages)
+        if cut:
+            others = writes + others
+        else:
+            wanted = set(writes)
+            found.extend(e for e in stream if e.get('EventName') in wanted)
+    for name in others:
+        events, cut = cached_lookup(client, retry, key, {
+            'AttributeKey': 'EventName', 'AttributeValue': name}, start, end, max_pages)
+        found.extend(events)
+        if cut:
+            cut_short.append(name)
+    return found, cut_short
+
+
+def _iso(value):
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        return value.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+    return str(value) if value is not None else None
+
+
+def principal_label(ui):
+    if ui.get('arn'):
+        return ui['arn']
+    if ui.get('type') == 'AWSAccount':
+        return f"account {ui.get('accountId')}"
+    if ui.get('type') == 'AWSService':
+        return ui.get('invokedBy') or 'AWS service'
+    return ui.get('principalId') or ui.get('type') or 'unknown'
+
+
+def _trim(value, limit=500):
+    if isinstance(value, dict):
+        return {k: _trim(v, limit) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_trim(v, limit) for v in value[:20]]
+    if isinstance(value, str) and len(value) > limit:
+        return value[:limit] + '...'
+    return value
+
+
+def summarize(raw):
+    """The annotation form of one LookupEvents row."""
+    try:
+        ct = json.loads(raw.get('CloudTrailEvent') or '{}')
+    except ValueError:
+        ct = {}
+    ui = ct.get('userIdentity') or {}
+    out = {
+        'EventName': raw.get('EventName') or ct.get('eventName'),
+        'EventTime': _iso(raw.get('EventTime')) or ct.get('eventTime'),
+        'EventSource': raw.get('EventSource') or ct.get('eventSource'),
+        'EventId': raw.get('EventId') or ct.get('eventID'),
+        'Region': ct.get('awsRegion'),
+        'Principal': principal_label(ui),
+        'PrincipalType': ui.get('type'),
+        'PrincipalAccount': ui.get('accountId'),
+        'AccessKeyId': ui.get('accessKeyId') or raw.get('AccessKeyId'),
+        'SourceIPAddress': ct.get('sourceIPAddress'),
+        'UserAgent': ct.get('userAgent'),
+        'Resources': [{'Type': r.get('ResourceType'), 'Name': r.get('ResourceName')}
+                      for r in raw.get('Resources') or ()],
+        'RequestParameters': _trim(ct.get('requestParameters') or {}),
+    }
+    if ct.get('errorCode'):
+        out['ErrorCode'] = ct['errorCode']
+    issuer = ((ui.get('sessionContext') or {}).get('sessionIssuer') or {})
+    if issuer.get('arn'):
+        out['SessionIssuer'] = issuer['arn']
+    return out
+
+
+def _flatten(values):
+    out = []
+    for v in values or ():
+        if isinstance(v, (list, tuple)):
+            out.extend(_flatten(v))
+        elif v not in (None, ''):
+            out.append(str(v))
+    return out
+
+
+def _matches_any(name, patterns):
+    return any(fnmatch.fnmatchcase(name or '', p) for p in patterns)
+
+
+EVENT_SCHEMA_ITEMS = {'oneOf': [{'type': 'string'}, {'type': 'array', 'items': {'type': 'string'}}]}
+
+
+@register_filter('cloudtrail-events', ['account', 'account-region', 'iam-user', 'iam-role',
+                                       'iam-policy'])
+class CloudTrailEvents(Filter):
+    """Events in CloudTrail's event history since ``since`` (R2.2).
+
+    On ``aws.account`` (global events, once per account) and
+    ``aws.account-region`` (every region) every matching event is kept; on IAM users, roles and
+    policies only the events that concern the resource (by the resources
+    CloudTrail names, or ``userName`` / ``roleName`` / ``roleArn`` /
+    ``policyArn`` request parameters), which answers "who created it".
+    ``c7n:cloudtrail-events`` lists each event with its principal, time,
+    source IP, user agent and resources; ``c7n:cloudtrail-history`` records
+    the window read and any lookup cut short (see the module docstring for
+    the limits).
+
+    ``scope: global`` reads the region where CloudTrail records global
+    service events (IAM, STS's global endpoint, Organizations): us-east-1 in
+    the commercial partition. ``principals: unknown`` keeps only events by
+    principals outside ``known-users`` / ``known-roles`` (shell-style
+    patterns) and ``known-accounts``; AWS services and the roles AWS itself
+    owns (paths ``/aws-service-role/``, ``/aws-reserved/``) count as known.
+    Failed calls (``errorCode``) are left out unless ``include-failed``.
+
+    :example:
+
+    .. code-block:: yaml
+
+        policies:
+          - name: r2-2-iam-changes-since-incident
+            resource: aws.account
+            conditions:
+              - type: value
+                key: region
+                value: '{global_region}'
+            filters:
+              - type: cloudtrail-events
+                scope: global
+                since: '{incident_start}'
+                events: [CreateUser, CreateAccessKey, CreateLoginProfile]
+    """
+
+    schema = type_schema(
+        'cloudtrail-events',
+        required=['events', 'since'],
+        events={'type': 'array', 'minItems': 1, 'items': {'type': 'string'}},
+        since={'type': 'string'},
+        scope={'enum': ['regional', 'global']},
+        principals={'enum': ['any', 'unknown']},
+        **{'known-users': {'oneOf': [{'type': 'string'},
+                                     {'type': 'array', 'items': EVENT_SCHEMA_ITEMS}]},
+           'known-roles': {'oneOf': [{'type': 'string'},
+                                     {'type': 'array', 'items': EVENT_SCHEMA_ITEMS}]},
+           'known-accounts': {'oneOf': [{'type': 'string'},
+                                        {'type': 'array', 'items': EVENT_SCHEMA_ITEMS}]},
+           'max-pages': {'type': 'integer', 'minimum': 1, 'maximum': MAX_PAGES},
+           'include-failed': {'type': 'boolean'}})
+    schema_alias = False
+    permissions = ('cloudtrail:LookupEvents',)
+    annotation_key = 'c7n:cloudtrail-events'
+    history_key = 'c7n:cloudtrail-history'
+
+    def validate(self):
+        since = self.data.get('since')
+        if isinstance(since, str) and '{' not in since:
+            try:
+                self.since()
+            except (ValueError, OverflowError):
+                raise PolicyValidationError(
+                    f"{self.type}: since {since!r} is not an ISO-8601 timestamp such as "
+                    f"2026-11-28T09:30:00Z")
+        for k in ('known-users', 'known-roles', 'known-accounts'):
+            v = self.data.get(k)
+            if isinstance(v, str) and '{' not in v:
+                raise PolicyValidationError(
+                    f"{self.type}: {k} must be a list (or a {{variable}} holding one), got {v!r}")
+        return self
+
+    def since(self):
+        value = self.data['since']
+        dt = value if isinstance(value, datetime.datetime) else parse_date(str(value))
+        return dt if dt.tzinfo else dt.replace(tzinfo=datetime.timezone.utc)
+
+    def _known(self, key):
+        v = self.data.get(key) or []
+        return _flatten(v if isinstance(v, (list, tuple)) else [v])
+
+    def is_known(self, event):
+        ptype = event.get('PrincipalType')
+        own = self.manager.config.account_id
+        accounts = set(self._known('known-accounts')) | {own}
+        if ptype == 'AWSService':
+            return True
+        acct = event.get('PrincipalAccount')
+        if ptype == 'AWSAccount':
+            return acct in accounts
+        if acct and acct != own:
+            return acct in accounts
+        if ptype == 'IAMUser':
+            name = (event.get('Principal') or '').rsplit('/', 1)[-1]
+            return _matches_any(name, self._known('known-users'))
+        if ptype == 'AssumedRole':
+            issuer = event.get('SessionIssuer') or ''
+            if any(p in issuer for p in AWS_ROLE_PATHS):
+                return True
+            return _matches_any(issuer.rsplit('/', 1)[-1], self._known('known-roles'))
+        return False  # root, federated users, anything else
+
+    def read_history(self):
+        region = self.manager.config.region
+        if self.data.get('scope') == 'global':
+            region = global_event_region(region)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        start = max(self.since(), now - datetime.timedelta(days=HISTORY_DAYS))
+        client = local_session(self.manager.session_factory).client(
+            'cloudtrail', region_name=region)
+        key = (self.manager.config.account_id, region)
+        raw, cut_short = history(client, self.manager.retry, key, self.data['events'],
+                                 start, now, self.data.get('max-pages', DEFAULT_PAGES))
+        events = [summarize(e) for e in raw]
+        if not self.data.get('include-failed'):
+            events = [e for e in events if not e.get('ErrorCode')]
+        if self.data.get('principals') == 'unknown':
+            events = [e for e in events if not self.is_known(e)]
+        # Oldest first; LookupEvents pages are newest first, and times are whole seconds.
+        events.reverse()
+        events.sort(key=lambda e: e.get('EventTime') or '')
+        info = {'Region': region, 'Start': _iso(start), 'End': _iso(now),
+                'Events': self.data['events']}
+        if self.since() < start:
+            info['WindowClamped'] = f'history before {_iso(start)} is not kept by CloudTrail'
+        if cut_short:
+            info['CutShort'] = cut_short
+            log.warning(
+                "%s: event history for %s in %s was cut short after %d pages; events before "
+                "the oldest page read were not examined", self.manager.data.get('name'),
+                ', '.join(cut_short), region, self.data.get('max-pages', DEFAULT_PAGES))
+        return events, info
+
+    def concerns(self, resource, event):
+        rtype = self.manager.type
+        params = event.get('RequestParameters') or {}
+
+        def named(kind):
+            return {r.get('Name') for r in event.get('Resources') or ()
+                    if r.get('Type') == f'AWS::IAM::{kind}'}
+
+        if rtype == 'iam-user':
+            name = resource.get('UserName')
+            return name in named('User') or params.get('userName') == name
+        if rtype == 'iam-role':
+            name, arn = resource.get('RoleName'), resource.get('Arn')
+            return (bool({name, arn} & named('Role')) or params.get('roleName') == name
+                    or params.get('roleArn') == arn)
+        if rtype == 'iam-policy':
+            arn = resource.get('Arn')
+            return (arn in named('Policy') or params.get('policyArn') == arn or (
+                event.get('EventName') == 'CreatePolicy'
+                and params.get('policyName') == resource.get('PolicyName')))
+        return True
+
+    def process(self, resources, event=None):
+        events, info = self.read_history()
+        results = []
+        for r in resources:
+            mine = [e for e in events if self.concerns(r, e)]
+            whole_account = self.manager.type in ('account', 'account-region')
+            if not mine and not (info.get('CutShort') and whole_account):
+                continue
+            r[self.annotation_key] = mine[-MAX_ANNOTATED:]
+            if len(mine) > MAX_ANNOTATED:
+                info = dict(info, Omitted=len(mine) - MAX_ANNOTATED)
+            r[self.history_key] = info
+            results.append(r)
+        return results
