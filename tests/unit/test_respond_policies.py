@@ -19,6 +19,10 @@ SAME_SELECTION = [
     ('x1.yml', 'x1-deactivate-quarantined-keys', 'x1.yml', 'x1-quarantined-user-active-keys'),
     ('x7.yml', 'x7-snapshot-then-stop-outside-allowed-regions',
      'r3-3.yml', 'r3-3-ec2-outside-allowed-regions'),
+    ('r2-1.yml', 'r2-1-restart-stopped-trails', 'r2-1.yml', 'r2-1-trail-not-logging'),
+    ('r4-2-shares.yml', 'r4-2-unshare-ebs-snapshots', 'r4-2-shares.yml', 'r4-2-ebs-snapshot-shared'),
+    ('r4-2-shares.yml', 'r4-2-unshare-amis', 'r4-2-shares.yml', 'r4-2-ami-shared'),
+    ('r4-2-shares.yml', 'r4-2-unshare-rds-snapshots', 'r4-2-shares.yml', 'r4-2-rds-snapshot-shared'),
 ]
 
 

@@ -19,7 +19,7 @@ def results(out, policy, action):
         return {r['resource_id']: r for r in json.load(fh)}
 
 
-def test_restarts_stopped_trails_from_any_region_and_reports_one_that_stays_stopped(
+def test_restarts_stopped_trails_in_their_home_region_and_reports_one_that_stays_stopped(
         aws, tmp_path, monkeypatch):
     s3 = fast_client(aws, 's3')
     s3.create_bucket(Bucket=f'trail-logs-{aws.id}')
@@ -29,8 +29,12 @@ def test_restarts_stopped_trails_from_any_region_and_reports_one_that_stays_stop
     home.start_logging(Name=logging)
     assert not home.get_trail_status(Name=stopped)['IsLogging']
 
-    # Run where only the multi-region trail's shadow copy is visible: restarted in its home region.
-    found = run_policy(TRAILS, policy_vars(), region='us-west-2', account=aws, output_dir=str(tmp_path))
+    # The multi-region trail's shadow copies elsewhere are not selected (as in detect's
+    # r2-1-trail-not-logging): one restart, in its home region.
+    assert run_policy(TRAILS, policy_vars(), region='us-west-2', account=aws,
+                      output_dir=str(tmp_path / 'shadow')) == []
+    assert not home.get_trail_status(Name=stopped)['IsLogging']
+    found = run_policy(TRAILS, policy_vars(), account=aws, output_dir=str(tmp_path))
 
     assert [t['TrailARN'] for t in found] == [stopped]
     assert home.get_trail_status(Name=stopped)['IsLogging']
