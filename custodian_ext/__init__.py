@@ -23,13 +23,13 @@ from custodian_ext.actions import isolate  # noqa: E402,F401
 from custodian_ext.actions import keys  # noqa: E402,F401
 from custodian_ext.actions import passwords  # noqa: E402,F401
 from custodian_ext.actions import sessions  # noqa: E402,F401
-from custodian_ext.actions import shares  # noqa: E402,F401
+from custodian_ext.actions import shares as _action_shares  # noqa: E402,F401
 from custodian_ext.actions import snapshot  # noqa: E402,F401
 from custodian_ext.actions import users  # noqa: E402,F401
 from custodian_ext.filters import backups  # noqa: E402,F401
 from custodian_ext.filters import buckets  # noqa: E402,F401
 from custodian_ext.filters import containers  # noqa: E402,F401
-from custodian_ext.filters import shares  # noqa: E402,F401
+from custodian_ext.filters import shares as _filter_shares  # noqa: E402,F401
 from custodian_ext import resources  # noqa: E402,F401
 from custodian_ext.filters import advisor  # noqa: E402,F401
 from custodian_ext.filters import contacts  # noqa: E402,F401

@@ -30,12 +30,12 @@ import logging
 import threading
 import time
 
-from dateutil.parser import parse as parse_date
 from c7n.exceptions import PolicyValidationError
 from c7n.filters import Filter
 from c7n.utils import get_partition
 from c7n.utils import local_session, type_schema
 
+from custodian_ext.filters.options import aware, check_timestamp, list_option
 from custodian_ext.registry import register_filter
 
 log = logging.getLogger('custodian.ext.event-history')
@@ -210,16 +210,6 @@ def summarize(raw):
     return out
 
 
-def _flatten(values):
-    out = []
-    for v in values or ():
-        if isinstance(v, (list, tuple)):
-            out.extend(_flatten(v))
-        elif v not in (None, ''):
-            out.append(str(v))
-    return out
-
-
 def _matches_any(name, patterns):
     return any(fnmatch.fnmatchcase(name or '', p) for p in patterns)
 
@@ -289,14 +279,7 @@ class CloudTrailEvents(Filter):
     history_key = 'c7n:cloudtrail-history'
 
     def validate(self):
-        since = self.data.get('since')
-        if isinstance(since, str) and '{' not in since:
-            try:
-                self.since()
-            except (ValueError, OverflowError):
-                raise PolicyValidationError(
-                    f"{self.type}: since {since!r} is not an ISO-8601 timestamp such as "
-                    f"2026-11-28T09:30:00Z")
+        check_timestamp(self)
         for k in ('known-users', 'known-roles', 'known-accounts'):
             v = self.data.get(k)
             if isinstance(v, str) and '{' not in v:
@@ -305,13 +288,10 @@ class CloudTrailEvents(Filter):
         return self
 
     def since(self):
-        value = self.data['since']
-        dt = value if isinstance(value, datetime.datetime) else parse_date(str(value))
-        return dt if dt.tzinfo else dt.replace(tzinfo=datetime.timezone.utc)
+        return aware(self.data['since'])
 
     def _known(self, key):
-        v = self.data.get(key) or []
-        return _flatten(v if isinstance(v, (list, tuple)) else [v])
+        return list_option(self.data, key)
 
     def is_known(self, event):
         ptype = event.get('PrincipalType')

@@ -11,37 +11,20 @@ cannot apply: the policy is then skipped with that reason (``skipped.json``
 and a warning), not errored, since sweeping every account of an organization
 is the normal use. Any other error is an error.
 """
-import datetime
 
 from botocore.exceptions import ClientError
-from dateutil.parser import parse as parse_date
 from c7n.exceptions import PolicyValidationError
 from c7n.filters import Filter
 from c7n.query import RetryPageIterator
 from c7n.utils import local_session, type_schema
 
 from custodian_ext import hooks
+from custodian_ext.filters.options import aware, check_timestamp, flatten
 from custodian_ext.registry import register_filter
 
 
-def _flatten(values):
-    out = []
-    for v in values or ():
-        if isinstance(v, (list, tuple)):
-            out.extend(_flatten(v))
-        elif v not in (None, ''):
-            out.append(str(v))
-    return out
-
-
-def _aware(value):
-    if isinstance(value, str):
-        value = parse_date(value)
-    return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
-
-
 def _iso(value):
-    return _aware(value).strftime('%Y-%m-%dT%H:%M:%SZ') if value else None
+    return aware(value).strftime('%Y-%m-%dT%H:%M:%SZ') if value else None
 
 
 ACCOUNTS_SCHEMA = {'oneOf': [{'type': 'string'}, {'type': 'array', 'items': {
@@ -88,18 +71,12 @@ class OrganizationAccounts(Filter):
     def validate(self):
         if self.data['check'] == 'member-accounts' and 'since' not in self.data:
             raise PolicyValidationError(f"{self.type}: check member-accounts needs 'since'")
-        since = self.data.get('since')
-        if isinstance(since, str) and '{' not in since:
-            try:
-                _aware(since)
-            except (ValueError, OverflowError):
-                raise PolicyValidationError(
-                    f"{self.type}: since {since!r} is not an ISO-8601 timestamp")
+        check_timestamp(self)
         return self
 
     def known(self):
         v = self.data.get('known-accounts') or []
-        return set(_flatten(v if isinstance(v, list) else [v]))
+        return set(flatten(v if isinstance(v, list) else [v]))
 
     def organization(self, client):
         """DescribeOrganization's answer, or None when the account is in no organization."""
@@ -143,13 +120,13 @@ class OrganizationAccounts(Filter):
                     f"list member accounts; run R4.3 there"))
                 return []
             raise
-        since = _aware(self.data['since'])
+        since = aware(self.data['since'])
         known = self.known() | {own, org.get('MasterAccountId')}
         flagged = []
         for a in accounts:
             reasons = []
             joined = a.get('JoinedTimestamp')
-            if joined and _aware(joined) >= since:
+            if joined and aware(joined) >= since:
                 reasons.append(f"joined ({a.get('JoinedMethod', '?').lower()}) at or after "
                                f"{_iso(since)}")
             if a['Id'] not in known:

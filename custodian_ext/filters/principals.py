@@ -10,6 +10,7 @@ from c7n.resources.iam import RoleCrossAccountAccess
 from c7n.utils import get_partition
 from c7n.utils import local_session, type_schema
 
+from custodian_ext.filters.options import flatten
 from custodian_ext.registry import register_filter
 
 # Roles AWS creates and manages: service-linked roles and IAM Identity Center
@@ -18,16 +19,6 @@ AWS_MANAGED_ROLE_PATHS = ('/aws-service-role/', '/aws-reserved/')
 # Roles AWS Organizations and Control Tower create in member accounts. Their
 # trust is still checked by R4.2 (cross-account); here they are expected.
 ORGANIZATION_ROLES = ('OrganizationAccountAccessRole', 'AWSControlTowerExecution')
-
-
-def _flatten(values):
-    out = []
-    for v in values or ():
-        if isinstance(v, (list, tuple)):
-            out.extend(_flatten(v))
-        elif v not in (None, ''):
-            out.append(str(v))
-    return out
 
 
 def aws_managed_role(role):
@@ -75,7 +66,7 @@ class UnknownPrincipal(Filter):
         return self
 
     def process(self, resources, event=None):
-        known = _flatten(self.data['known'] if isinstance(self.data['known'], list)
+        known = flatten(self.data['known'] if isinstance(self.data['known'], list)
                          else [self.data['known']])
         is_role = self.manager.type == 'iam-role'
         setting = 'known_roles' if is_role else 'known_users'
@@ -266,7 +257,7 @@ class TrustsUnknownAccounts(RoleCrossAccountAccess):
             raise PolicyValidationError(
                 f"{self.type}: trusted {trusted!r} was not substituted; run with "
                 f"--vars-file policies/vars.yml")
-        return super().get_accounts() | set(_flatten(trusted))
+        return super().get_accounts() | set(flatten(trusted))
 
     def __call__(self, r):
         matched = super().__call__(r)

@@ -6,21 +6,14 @@ AWS: a persistence method that survives key rotation. c7n has no Roles
 Anywhere resource, so the check runs on the pack's ``aws.account-region``,
 once per region (Roles Anywhere is a regional service).
 """
-import datetime
 
-from dateutil.parser import parse as parse_date
 from c7n.exceptions import PolicyValidationError
 from c7n.filters import Filter
 from c7n.query import RetryPageIterator
 from c7n.utils import local_session, type_schema
 
+from custodian_ext.filters.options import aware, check_timestamp
 from custodian_ext.registry import register_filter
-
-
-def _aware(value):
-    if isinstance(value, str):
-        value = parse_date(value)
-    return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
 
 
 @register_filter('roles-anywhere-trust-anchors', ['account-region'])
@@ -56,13 +49,7 @@ class RolesAnywhereTrustAnchors(Filter):
         if self.data.get('created', 'any') != 'any' and 'since' not in self.data:
             raise PolicyValidationError(
                 f"{self.type}: created: {self.data['created']} needs 'since'")
-        since = self.data.get('since')
-        if isinstance(since, str) and '{' not in since:
-            try:
-                _aware(since)
-            except (ValueError, OverflowError):
-                raise PolicyValidationError(
-                    f"{self.type}: since {since!r} is not an ISO-8601 timestamp")
+        check_timestamp(self)
         return self
 
     def process(self, resources, event=None):
@@ -72,10 +59,10 @@ class RolesAnywhereTrustAnchors(Filter):
         pager.PAGE_ITERATOR_CLS = RetryPageIterator
         anchors = pager.paginate().build_full_result().get('trustAnchors', [])
         created = self.data.get('created', 'any')
-        since = _aware(self.data['since']) if 'since' in self.data else None
+        since = aware(self.data['since']) if 'since' in self.data else None
         found = []
         for a in anchors:
-            when = _aware(a['createdAt']) if a.get('createdAt') else None
+            when = aware(a['createdAt']) if a.get('createdAt') else None
             if created == 'since' and not (when and when >= since):
                 continue
             if created == 'before' and not (when and when < since):

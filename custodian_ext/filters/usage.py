@@ -7,25 +7,18 @@ fails (``JobStatus: FAILED``) and does not say which services matched. This
 filter reads the same data, bounds the wait, raises on a failed job, and
 annotates the services used since the incident started.
 """
-import datetime
 import time
 
-from dateutil.parser import parse as parse_date
-from c7n.exceptions import PolicyExecutionError, PolicyValidationError
+from c7n.exceptions import PolicyExecutionError
 from c7n.resources.iam import ServiceUsage
 from c7n.utils import local_session, type_schema
 
+from custodian_ext.filters.options import aware, check_timestamp
 from custodian_ext.registry import register_filter
 
 # Module attributes so tests can replace them.
 sleep = time.sleep
 clock = time.monotonic
-
-
-def _aware(value):
-    if isinstance(value, str):
-        value = parse_date(value)
-    return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
 
 
 @register_filter('used-since', ['iam-user', 'iam-role', 'iam-group', 'iam-policy'])
@@ -61,19 +54,12 @@ class UsedSince(ServiceUsage):
     annotation_key = 'c7n:used-since'
 
     def validate(self):
-        since = self.data.get('since')
-        if isinstance(since, str) and '{' not in since:
-            try:
-                _aware(since)
-            except (ValueError, OverflowError):
-                raise PolicyValidationError(
-                    f"{self.type}: since {since!r} is not an ISO-8601 timestamp such as "
-                    f"2026-11-28T09:30:00Z")
+        check_timestamp(self)
         return self
 
     def process(self, resources, event=None):
         client = local_session(self.manager.session_factory).client('iam')
-        since = _aware(self.data['since'])
+        since = aware(self.data['since'])
         jobs = {}
         for arn, r in zip(self.manager.get_arns(resources), resources):
             try:
@@ -101,10 +87,10 @@ class UsedSince(ServiceUsage):
                 used = []
                 for s in result.get('ServicesLastAccessed', ()):
                     when = s.get('LastAuthenticated')
-                    if when and _aware(when) >= since:
+                    if when and aware(when) >= since:
                         used.append({
                             'ServiceNamespace': s.get('ServiceNamespace'),
-                            'LastAuthenticated': _aware(when).strftime('%Y-%m-%dT%H:%M:%SZ'),
+                            'LastAuthenticated': aware(when).strftime('%Y-%m-%dT%H:%M:%SZ'),
                             'LastAuthenticatedRegion': s.get('LastAuthenticatedRegion'),
                             'LastAuthenticatedEntity': s.get('LastAuthenticatedEntity')})
                 if used:

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from custodian_ext.demo import story
-from tests.support import BIN, POLICIES, REPO, run_cli
+from tests.support import POLICIES, run_cli
 
 pytestmark = pytest.mark.e2e
 

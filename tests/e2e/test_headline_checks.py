@@ -4,7 +4,6 @@ The compromised account is the demo's story (custodian_ext.demo.story). The
 root key relies on the emulator's moto extension (root row in the credential
 report, AccountAccessKeysPresent), see custodian_ext/emulator/extensions.py.
 """
-import json
 import os
 
 import pytest

@@ -7,12 +7,11 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 
 import pytest
 import yaml
 
-from tests.support import BIN, POLICIES, policy_vars, run_cli, write_vars
+from tests.support import POLICIES, policy_vars, run_cli, write_vars
 
 pytestmark = pytest.mark.e2e
 
