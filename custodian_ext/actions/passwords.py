@@ -8,6 +8,7 @@
 - ``remove-console-access``: delete the login profile (the console
   password). Access keys are not affected.
 """
+import fnmatch
 import secrets
 import string
 
@@ -16,6 +17,7 @@ from c7n.exceptions import PolicyExecutionError
 from c7n.utils import type_schema
 
 from custodian_ext.actions.core import DONE, SKIPPED, PackAction, is_var_ref, result, var_or
+from custodian_ext.filters.options import flatten
 from custodian_ext.registry import register_action
 
 
@@ -47,10 +49,9 @@ class RequirePasswordReset(PackAction):
           - name: x4-require-password-reset
             resource: aws.iam-user
             filters:
-              - type: value
-                key: UserName
-                op: in
-                value: '{known_users}'
+              - not:
+                  - type: unknown-principal
+                    known: '{known_users}'
               - type: login-profile
             actions:
               - type: require-password-reset
@@ -111,10 +112,8 @@ class RemoveConsoleAccess(PackAction):
           - name: x4-remove-console-access
             resource: aws.iam-user
             filters:
-              - type: value
-                key: UserName
-                op: not-in
-                value: '{known_users}'
+              - type: unknown-principal
+                known: '{known_users}'
               - type: login-profile
             actions:
               - type: remove-console-access
@@ -129,12 +128,11 @@ class RemoveConsoleAccess(PackAction):
     def process(self, resources):
         check_known_users(self)
         self.iam = self.client('iam')
-        self.known = set(self.data['known-users'])
         return super().process(resources)
 
     def process_resource(self, r):
         user = r['UserName']
-        if user in self.known:
+        if is_known_user(self, user):
             return result(user, SKIPPED, 'listed in known_users')
         try:
             profile = self.call(self.iam.get_login_profile, UserName=user)['LoginProfile']
@@ -144,6 +142,11 @@ class RemoveConsoleAccess(PackAction):
                 return result(user, SKIPPED, 'the user has no console password')
             raise
         return result(user, DONE, 'console password removed', login_profile=profile)
+
+
+def is_known_user(action, user):
+    """``user`` matches ``known-users`` as the detect filter counts it (names or patterns)."""
+    return any(fnmatch.fnmatchcase(user, p) for p in flatten(action.data['known-users']))
 
 
 def check_known_users(action):

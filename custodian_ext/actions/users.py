@@ -11,7 +11,7 @@ from c7n.utils import type_schema
 
 from custodian_ext.actions.core import DONE, PackAction, result, var_or
 from custodian_ext.actions.evidence import EVIDENCE_SCHEMA, EvidenceStore, evidence_permissions
-from custodian_ext.actions.passwords import check_known_users
+from custodian_ext.actions.passwords import check_known_users, is_known_user
 from custodian_ext.registry import register_action
 
 
@@ -45,10 +45,8 @@ class ExportUser(PackAction):
           - name: x3-delete-unknown-users
             resource: aws.iam-user
             filters:
-              - type: value
-                key: UserName
-                op: not-in
-                value: '{known_users}'
+              - type: unknown-principal
+                known: '{known_users}'
             actions:
               - type: export-user
                 known-users: '{known_users}'
@@ -72,7 +70,6 @@ class ExportUser(PackAction):
 
     def process(self, resources):
         check_known_users(self)
-        self.known = set(self.data['known-users'])
         self.iam = self.client('iam')
         self.evidence = EvidenceStore(self)
         # A user running the pack with its own keys must not delete itself.
@@ -81,7 +78,7 @@ class ExportUser(PackAction):
 
     def process_resource(self, r):
         user = r['UserName']
-        if user in self.known:
+        if is_known_user(self, user):
             # Fails, so that a delete after this action cannot run.
             raise RuntimeError(f'{user} is in known_users; refusing to export it for deletion')
         if r.get('Arn') == self.caller:

@@ -32,3 +32,11 @@ def test_list_options_flatten_nested_settings_and_drop_blanks():
     assert flatten(['a', ['b', ['c']], '', None, 12]) == ['a', 'b', 'c', '12']
     assert list_option({'known': 'alice'}, 'known') == ['alice']
     assert list_option({}, 'known') == []
+
+
+def test_respond_guards_count_known_users_as_the_detect_filter_does():
+    """known_users may hold patterns: the X3/X4 guards must not act on a pattern-matched user."""
+    from custodian_ext.actions.passwords import is_known_user
+    action = F(**{'known-users': ['alice', 'svc-*']})
+    assert is_known_user(action, 'svc-build') and is_known_user(action, 'alice')
+    assert not is_known_user(action, 'backdoor-admin')
