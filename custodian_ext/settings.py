@@ -210,7 +210,8 @@ SETTINGS = {s.name: s for s in (
             'ISO-8601 UTC timestamp, e.g. 2026-11-28T09:30:00Z. Anything created, used or '
             'changed at or after it is suspect.'),
     Setting('known_users', _names, [],
-            'IAM user names that are expected. Others are findings (R4.1).'),
+            'IAM user names (or shell patterns such as svc-*) that are expected. Others are '
+            'findings (R4.1).'),
     Setting('known_roles', _names, [],
             'IAM role names (or name patterns with *) that are expected. Others are findings (R4.1).'),
     Setting('known_accounts', _accounts, [],
