@@ -336,7 +336,7 @@ def test_health_notice_from_the_deployed_zip_deactivates_exactly_the_named_key(d
     assert rec['notice']['reference'] == event['detail']['eventArn']
 
 
-def test_advisor_notice_with_an_sqs_transport(deployed, invoke):
+def test_advisor_notice_with_an_sqs_transport(deployed, invoke, capsys):
     account = deployed['account']
     iam = account.client('iam')
     leaked, other = seed_user(iam, 'ta-bot', keys=2)
@@ -362,6 +362,16 @@ def test_advisor_notice_with_an_sqs_transport(deployed, invoke):
     rec = record(account, ADVISOR_POLICY, event['id'])
     assert rec['outcome'] == 'contained'
     assert rec['keys'] == [{'key': leaked, 'user': 'ta-bot', 'outcome': 'deactivated'}]
+    # the incident report reads the function's output as a respond run
+    from custodian_ext.cli import main
+    capsys.readouterr()
+    assert main(['report', f's3://{BUCKET}/react/{ADVISOR_POLICY}', '--format', 'json',
+                 '-o', '-']) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {(c['policy'], c['resource_id'], c['action'], c['status']) for c in doc['contained']
+            if c['policy'] == ADVISOR_POLICY} >= {
+        (ADVISOR_POLICY, 'ta-bot', 'deactivate-access-keys', 'done'),
+        (ADVISOR_POLICY, 'ta-bot', 'tag-notice', 'done')}
 
 
 def _nothing_changed(iam, account, deployed, users):
