@@ -30,7 +30,7 @@ demo-respond: $(STAMP)
 	$(BIN)/custodian-ext demo --respond
 
 validate: $(STAMP)
-	$(BIN)/custodian validate policies/detect/*.yml policies/respond/*.yml policies/recover/*.yml
+	$(BIN)/custodian validate policies/detect/*.yml policies/respond/*.yml policies/recover/*.yml policies/react/*.yml
 
 # Contain (policies/respond): changes resources only with CONFIRM=yes; a dry run otherwise.
 #   make respond                                  # dry run: what would be contained

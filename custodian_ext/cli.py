@@ -1,6 +1,6 @@
 """``custodian-ext``: the pack's own commands.
 
-demo, report, check-vars, bundle, org-check, periodic.
+demo, report, check-vars, bundle, org-check, periodic, react-role-policy.
 """
 import argparse
 import sys
@@ -73,6 +73,25 @@ def cmd_periodic(args):
                        role_policy=args.role_policy)
     sys.stderr.write(f"custodian-ext: wrote {n} periodic policies to {args.output}; deploy "
                      f"with: custodian run -s out --vars-file policies/vars.yml {args.output}\n")
+    return 0
+
+
+def cmd_react_role_policy(args):
+    import json
+    import os
+    from custodian_ext import react, settings
+    from custodian_ext.bundle import collect
+    values = settings.load(args.vars_file)
+    doc = react.execution_role_policy([p for _, p in collect(args.paths)], values)
+    text = json.dumps(doc, indent=2) + '\n'
+    if args.output == '-':
+        sys.stdout.write(text)
+        return 0
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(args.output, 'w') as fh:
+        fh.write(text)
+    sys.stderr.write(f"custodian-ext: wrote the react functions' execution role policy to "
+                     f"{args.output}\n")
     return 0
 
 
@@ -160,6 +179,18 @@ def build_parser():
                    help="also write the execution role's IAM policy (JSON) to FILE")
     p.add_argument('-o', required=True, dest='output', help='file to write')
     p.set_defaults(func=cmd_periodic)
+
+    p = sub.add_parser(
+        'react-role-policy',
+        help="the IAM policy of the real-time containment functions' execution role",
+        description='Write the IAM policy document (JSON) the execution role of the '
+                    'policies/react functions needs, for the settings in --vars-file '
+                    '(notify_transport, react_output, react_member_role).')
+    p.add_argument('paths', nargs='*', metavar='PATH', default=['policies/react'],
+                   help='react policy files or folders (default: %(default)s)')
+    p.add_argument('--vars-file', default='policies/vars.yml', help='settings (%(default)s)')
+    p.add_argument('-o', '--output', default='-', help="file to write ('-' for stdout)")
+    p.set_defaults(func=cmd_react_role_policy)
     return parser
 
 

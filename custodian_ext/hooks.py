@@ -21,6 +21,12 @@ what a valid policy does.
   reject a literal ``'{incident_start}'``. While settings are still
   unsubstituted, a copy of the policy with example settings is validated
   instead; c7n validates the policy itself again once the real values are in.
+- ``c7n.schema.validate`` (wherever jsonschema is installed; Lambda packages
+  lack it): c7n checks the policy file's schema before settings are
+  substituted, so a setting that holds a list or a mapping
+  (``transport: '{notify_transport}'``) would fail it. While settings are
+  unsubstituted, a copy with example settings is checked instead, as for
+  ``Policy.validate``.
 - ``c7n-org`` (``c7n_org.cli.init``, and ``validate``, which does not call
   init): the accounts file (present, every account with an id, a name and a
   role or profile), the ``-u`` file (present, one file), ``-p`` / ``-l``
@@ -104,6 +110,23 @@ def _policy_validate(original):
             return result
         return original(self)
     return validate
+
+
+def _schema_validate(original):
+    def validate(data, schema=None, resource_types=()):
+        if settings.referenced(data):
+            data = settings.substitute(data, settings.samples())
+        return original(data, schema, resource_types)
+    return validate
+
+
+def install_schema():
+    """Schema checks see example settings (Lambda packages have no jsonschema: skipped)."""
+    try:
+        from c7n import schema
+    except ImportError:  # pragma: no cover - c7n without jsonschema
+        return
+    _wrap(schema, 'validate', _schema_validate)
 
 
 def _is_runnable(original):
@@ -275,7 +298,7 @@ def _run_command(original):
                 options.regions, values['global_region'], default_region)
         region = next((r for r in (options.regions or ()) if r != 'all'), default_region)
         identity = preflight(session, region)
-        check_deploys(options, session, identity, region)
+        check_deploys(options, session, identity, region, values)
         # A folder as its files: c7n's folder loader checks types before settings are
         # substituted and rejects a list setting ('{trusted_accounts}') where a list
         # goes; its file loader allows for such placeholders.
@@ -284,10 +307,12 @@ def _run_command(original):
     return run
 
 
-def check_deploys(options, session, identity, region):
-    """Lambda policies of the pack: schedule and role checked before anything deploys."""
+def check_deploys(options, session, identity, region, values=None):
+    """Lambda policies of the pack: schedule, role and region checked before anything deploys."""
     from custodian_ext import periodic
-    functions = periodic.pack_functions(options.configs)
+    # the role may be a setting ('{react_role}'), substituted only later by c7n
+    functions = [settings.substitute(f, values or {})
+                 for f in periodic.pack_functions(options.configs)]
     if not functions:
         return
     if options.assume_role:
@@ -296,8 +321,11 @@ def check_deploys(options, session, identity, region):
                                  getattr(options, 'external_id', None))()
         identity = session.client('sts').get_caller_identity()
     partition = (identity.get('Arn') or 'arn:aws:').split(':')[1] or 'aws'
+    from custodian_ext import react
+    regions = [r for r in options.regions or () if r != 'all']
     for data in functions:
         periodic.check_deploy(data, session, identity['Account'], partition)
+        react.check_regions(data, regions, identity['Account'])
 
 
 def _cli_main(original):
@@ -539,6 +567,7 @@ def install():
     _wrap(Policy, 'validate', _policy_validate)
     from c7n.policy import LambdaMode
     _wrap(LambdaMode, 'provision', _lambda_provision)
+    install_schema()
     # Only in the console scripts: Lambda packages carry neither the CLI's
     # dependencies nor c7n-org.
     if program() == 'custodian' or 'c7n.cli' in sys.modules:

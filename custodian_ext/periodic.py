@@ -273,6 +273,8 @@ def execution_role_policy(policies):
     for data in policies:
         policy = Policy(dict(data), Config.empty(region='us-east-1', account_id='000000000000'))
         actions |= set(policy.get_permissions())
+        # c7n's Policy.get_permissions leaves out the mode's own calls
+        actions |= set(policy.get_execution_mode().get_permissions())
         output = ((data.get('mode') or {}).get('execution-options') or {}).get('output_dir')
         if output and output.startswith('s3://'):
             bucket_path = output[5:].split('?', 1)[0].rstrip('/')
@@ -327,9 +329,11 @@ def check_deploy(data, session, account_id, partition='aws'):
     except ClientError as e:
         code = e.response.get('Error', {}).get('Code')
         if code == 'NoSuchEntity':
+            where = ('Real-time containment' if mode.get('type') == 'exposed-key-notice'
+                     else 'Periodic mode')
             raise PackError(
                 f"policy {name}: the execution role {arn} does not exist in account "
-                f"{account_id}; create it first (README: Periodic mode lists its "
+                f"{account_id}; create it first (README: {where} lists its "
                 f"permissions), nothing was deployed") from None
         raise PackError(f"policy {name}: cannot check the execution role {arn} ({code}); "
                         f"the deploying identity needs iam:GetRole") from None

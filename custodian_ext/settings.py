@@ -195,6 +195,70 @@ def _continuation(key, value):
     return value
 
 
+def _role_name(key, value):
+    # A role name, optionally with its path; the account is filled in where it is used.
+    if value in ('', None):
+        return ''
+    if not isinstance(value, str) or not re.match(r'^(/[\w+=,.@-]+)*/?[\w+=,.@-]{1,64}$', value) \
+            or value.startswith('arn:'):
+        raise SettingsError(
+            f"{key}: {value!r} is not an IAM role name; give the name (or path/name), like "
+            f"CustodianPackReact, not an ARN")
+    return value.lstrip('/')
+
+
+def _s3_output(key, value):
+    if value in ('', None):
+        return ''
+    if not isinstance(value, str) or not re.match(
+            r'^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]([/?].*)?$', value):
+        raise SettingsError(
+            f"{key}: {value!r}: Lambda functions write to S3; give s3://bucket/prefix, "
+            f"or '' for CloudWatch Logs only")
+    return value
+
+
+SNS_TOPIC_RE = re.compile(r'^(arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:)?[\w-]{1,256}(\.fifo)?$')
+SQS_QUEUE_RE = re.compile(r'^(https://[\w.-]+/\d{12}/[\w-]{1,80}(\.fifo)?|'
+                          r'(arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:)?[\w-]{1,80}(\.fifo)?)$')
+TRANSPORT_EXAMPLE = ("{type: sns, topic: 'arn:aws:sns:us-east-1:123456789012:security-alerts'} "
+                     "or {type: sqs, queue: 'https://sqs.us-east-1.amazonaws.com/123456789012/"
+                     "custodian-mailer'}")
+
+
+def _transport(key, value):
+    """c7n's notify transport: SNS topic or SQS queue, as the notify action takes it."""
+    if value in (None, {}):
+        return {}
+    if not isinstance(value, dict) or value.get('type') not in ('sns', 'sqs'):
+        raise SettingsError(f"{key}: expected {TRANSPORT_EXAMPLE}, got {value!r}")
+    field, pattern = ('topic', SNS_TOPIC_RE) if value['type'] == 'sns' else ('queue', SQS_QUEUE_RE)
+    allowed = {'type', field} | ({'attributes'} if value['type'] == 'sns' else set())
+    extra = sorted(set(value) - allowed)
+    if extra:
+        raise SettingsError(f"{key}: unexpected {', '.join(extra)} for a {value['type']} "
+                            f"transport; expected {TRANSPORT_EXAMPLE}")
+    target = value.get(field)
+    if not isinstance(target, str) or not pattern.match(target):
+        raise SettingsError(
+            f"{key}.{field}: {target!r} is not an SNS topic ARN or name" if field == 'topic' else
+            f"{key}.{field}: {target!r} is not an SQS queue URL, ARN or name")
+    attributes = value.get('attributes')
+    if attributes is not None and (not isinstance(attributes, dict) or 'mtype' in attributes or
+                                   not all(isinstance(v, str) for v in attributes.values())):
+        raise SettingsError(f"{key}.attributes: a mapping of name to string value, without "
+                            f"'mtype' (c7n reserves it)")
+    return value
+
+
+def _recipients(key, value):
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise SettingsError(
+            f"{key}: expected a list of recipients for c7n-mailer such as "
+            f"[security@example.com], got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -260,12 +324,31 @@ SETTINGS = {s.name: s for s in (
             'restore-continuation.yml, to resume an S3 restore where it stopped.'),
     Setting('restore_pitr_margin_minutes', _minutes, 5,
             'X8: an RDS point-in-time restore goes to incident_start minus this many minutes.'),
+    Setting('react_role', _role_name, 'CustodianPackReact',
+            'Real-time containment: the execution role of the policies/react functions '
+            '(a name; it must exist in each account they are deployed to).'),
+    Setting('react_member_role', _role_name, '',
+            'Real-time containment from the management account or Health delegated '
+            'administrator: the role the functions assume in the member account a notice '
+            'names. Empty: act only on notices for the function\'s own account.'),
+    Setting('react_output', _s3_output, '',
+            'Real-time containment: s3://bucket/prefix where the functions write their '
+            'output (what they did). Empty: CloudWatch Logs only.'),
+    Setting('notify_transport', _transport, {},
+            'Where the policies/react functions send c7n notify messages: an SNS topic or '
+            'an SQS queue (c7n-mailer reads either). Required to deploy them.'),
+    Setting('notify_to', _recipients, [],
+            'Recipients c7n-mailer delivers the react notices to (emails, Slack webhooks, ...).'),
 )}
 
 
 # Stand-ins for required settings, used only to validate a policy before its
 # variables are known (``custodian validate`` has no --vars-file).
-SAMPLES = {'allowed_regions': ['us-east-1'], 'incident_start': TIMESTAMP_EXAMPLE}
+SAMPLES = {'allowed_regions': ['us-east-1'], 'incident_start': TIMESTAMP_EXAMPLE,
+           # react policies refuse to deploy without a transport: validate them with one
+           'notify_transport': {'type': 'sns',
+                                'topic': 'arn:aws:sns:us-east-1:123456789012:sample'},
+           'notify_to': ['security@example.com']}
 
 
 def samples():
@@ -287,6 +370,30 @@ def referenced(policy_data):
         elif isinstance(v, (list, tuple)):
             stack.extend(v)
     return found
+
+
+_REF_RE = re.compile(r'\{(\w+)\}')
+
+
+def substitute(obj, values):
+    """A copy of ``obj`` with the pack settings in ``values`` put in for ``{name}``.
+
+    As c7n's own substitution does, a string that is only ``'{name}'`` takes
+    the setting's value and type; other placeholders (``{account_id}``) are
+    left for c7n.
+    """
+    if isinstance(obj, dict):
+        return {k: substitute(v, values) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [substitute(v, values) for v in obj]
+    if not isinstance(obj, str) or '{' not in obj:
+        return obj
+    known = {k: v for k, v in values.items() if k in SETTINGS}
+    whole = _REF_RE.fullmatch(obj)
+    if whole and whole.group(1) in known:
+        import copy
+        return copy.deepcopy(known[whole.group(1)])
+    return _REF_RE.sub(lambda m: str(known[m.group(1)]) if m.group(1) in known else m.group(0), obj)
 
 
 def _unknown_key_error(key, source):

@@ -89,7 +89,9 @@ class DeactivateAccessKeys(PackAction):
 
     def validate(self):
         check_days(self.type, self.data.get('grace-days'))
-        if not any(isinstance(f, (UserAccessKey, CredentialReport))
+        # any filter that names the keys it matched in c7n:matched-keys
+        if not any(isinstance(f, (UserAccessKey, CredentialReport)) or
+                   getattr(f, 'matched_annotation_key', None) == 'c7n:matched-keys'
                    for f in self.manager.iter_filters()):
             raise PolicyValidationError(
                 f'{self.type} acts only on the keys a filter matched; add an access-key filter '

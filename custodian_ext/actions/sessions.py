@@ -121,27 +121,35 @@ class RevokeSessions(PackAction):
         return super().process(resources)
 
     def process_resource(self, r):
-        name = r['RoleName']
-        if r.get('Path', '').startswith('/aws-service-role/'):
-            return result(name, SKIPPED, 'service-linked role: IAM allows no inline policy on it')
-        try:
-            doc = self.call(self.iam.get_role_policy, RoleName=name,
-                            PolicyName=POLICY_NAME)['PolicyDocument']
-            if isinstance(doc, str):
-                doc = json.loads(urllib.parse.unquote(doc))
-        except ClientError as e:
-            if e.response['Error']['Code'] != 'NoSuchEntity':
-                raise
-            doc = None
-        new, previous, effective, dropped = merge(doc, self.now)
-        self.call(self.iam.put_role_policy, RoleName=name, PolicyName=POLICY_NAME,
-                  PolicyDocument=json.dumps(new))
-        details = {'revoked_before': effective}
-        if doc is not None:
-            details['previous_document'] = doc
-        if dropped:
-            details['dropped_allow_statements'] = dropped
-        reason = 'sessions issued before %s revoked' % details['revoked_before']
-        if previous:
-            reason += f' (was {previous})'
-        return result(name, DONE, reason, **details)
+        return revoke(self.call, self.iam, r, self.now)
+
+
+def revoke(call, iam, role, now_text):
+    """Revoke ``role``'s sessions issued before ``now_text``; a ``result``.
+
+    ``call`` is the action's retrying caller (``PackAction.call``); shared by
+    ``revoke-sessions`` and ``revoke-assumable-role-sessions``.
+    """
+    name = role['RoleName']
+    if role.get('Path', '').startswith('/aws-service-role/'):
+        return result(name, SKIPPED, 'service-linked role: IAM allows no inline policy on it')
+    try:
+        doc = call(iam.get_role_policy, RoleName=name, PolicyName=POLICY_NAME)['PolicyDocument']
+        if isinstance(doc, str):
+            doc = json.loads(urllib.parse.unquote(doc))
+    except ClientError as e:
+        if e.response['Error']['Code'] != 'NoSuchEntity':
+            raise
+        doc = None
+    new, previous, effective, dropped = merge(doc, now_text)
+    call(iam.put_role_policy, RoleName=name, PolicyName=POLICY_NAME,
+         PolicyDocument=json.dumps(new))
+    details = {'revoked_before': effective}
+    if doc is not None:
+        details['previous_document'] = doc
+    if dropped:
+        details['dropped_allow_statements'] = dropped
+    reason = 'sessions issued before %s revoked' % details['revoked_before']
+    if previous:
+        reason += f' (was {previous})'
+    return result(name, DONE, reason, **details)

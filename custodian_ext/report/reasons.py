@@ -48,6 +48,13 @@ def _pre_incident_image(value):
     return text
 
 
+def _notice(value):
+    source = {'health': 'AWS Health', 'trusted-advisor': 'Trusted Advisor'}.get(
+        value.get('kind'), value.get('kind'))
+    text = f"{source} notice {value.get('event_id')} at {value.get('time')}"
+    return text + (f" ({value['reference']})" if value.get('reference') else '')
+
+
 def _created(value, resource):
     source = resource.get('c7n:created-from')
     return f"first launched {value}" + (f" ({source})" if source else '')
@@ -229,6 +236,10 @@ FORMATTERS = {
     'c7n:shared-with': lambda v, r: _shared_with(v),
     'c7n:untrusted-principals': lambda v, r: 'resource policy lets in ' + ', '.join(v),
     'c7n:foreign-layers': lambda v, r: 'loads layers of untrusted accounts: ' + ', '.join(v),
+    # X1 in real time (policies/react)
+    'c7n:exposed-key-notice': lambda v, r: _notice(v),
+    'c7n:exposed-key': lambda v, r: '; '.join(
+        f"{k.get('AccessKeyId')}: {k.get('reason') or k.get('outcome')}" for k in v or ()),
 }
 
 # Annotations that only repeat what another one says.
