@@ -80,7 +80,7 @@ def test_steady_spend_is_clean(aws, emulator, today, monkeypatch, tmp_path):
     assert run_policy(SPEND, policy_vars(), account=aws, output_dir=str(tmp_path)) == []
 
 
-def test_no_support_plan_is_a_visible_skip(aws, tmp_path):
+def test_no_support_plan_is_reported_as_skipped(aws, tmp_path):
     assert run_policy(ADVISOR, policy_vars(), account=aws, output_dir=str(tmp_path)) == []
     [skip] = [os.path.join(d, f) for d, _, fs in os.walk(tmp_path) for f in fs
               if f == 'skipped.json']
