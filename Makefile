@@ -10,7 +10,7 @@ VARS    ?= policies/vars.yml
 REGIONS ?=
 REGION_ARGS = $(foreach r,$(REGIONS),-r $(r))
 
-.PHONY: install test demo demo-respond validate clean respond recover recover-preview
+.PHONY: install test demo demo-respond validate clean respond recover recover-preview bench bench-memory
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -113,5 +113,16 @@ recover-preview: $(STAMP)
 	$(BIN)/python -c "import sys, yaml; d = yaml.safe_load(open(sys.argv[1])) or {}; d['restore_preview'] = True; yaml.safe_dump(d, open(sys.argv[2], 'w'))" $(VARS) $(RECOVER_OUT)-preview/vars.yml
 	$(RECOVER_RUN) -s $(RECOVER_OUT)-preview --vars-file $(RECOVER_OUT)-preview/vars.yml
 
+# -- performance (docs/performance.md) -----------------------------------------
+# make bench                 stock Custodian against the pack: N=10 accounts x R=4 regions
+# make bench BENCH_ARGS="-n 20 -r 2 --docs docs/performance.md"
+# make bench-memory          peak RSS of the c7n-org sweep at 5 and at 20 accounts
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(BIN)/python bench/sweep.py $(BENCH_ARGS)
+
+bench-memory: $(STAMP)
+	$(BIN)/python bench/sweep.py --memory 5,20 -r 2 $(BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) out demo-output respond-output recover-output* build .pytest_cache
+	rm -rf $(VENV) out demo-output respond-output recover-output* build bench-output .pytest_cache

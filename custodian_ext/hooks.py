@@ -575,6 +575,6 @@ def install():
     if program() == 'c7n-org' or 'c7n_org.cli' in sys.modules:
         install_c7n_org()
     if program() in ('custodian', 'c7n-org'):
-        # a session per account-region re-parses botocore's models otherwise
-        from custodian_ext.sessions import share_loader
-        share_loader()
+        # the performance layer (CUSTODIAN_EXT_PERF=0 switches it off) and retries
+        from custodian_ext.sessions import install as install_sessions
+        install_sessions(c7n_org=program() == 'c7n-org')

@@ -71,6 +71,10 @@ tests and the benchmarks) applies it.
   ``organizations:LeaveOrganization``, ``support:DescribeTrustedAdvisorCheckResult``
   (Basic support plan: SubscriptionRequiredException) and IAM Roles Anywhere
   trust anchors (R4.3, R3.2, R4.2). See ``custodian_ext.emulator.services``.
+- Not AWS behaviour, for benchmarks and tests: the emulator counts the API
+  calls it serves (by account, region, service and operation) and can answer
+  a share of them with AWS's throttling errors. See
+  ``custodian_ext.emulator.calls``.
 """
 import datetime
 
@@ -624,6 +628,11 @@ def event_history():
     history.apply()
 
 
+def api_calls():
+    from custodian_ext.emulator import calls
+    calls.apply()
+
+
 def identity_services():
     from custodian_ext.emulator import services
     services.login_profiles()
@@ -651,6 +660,7 @@ EXTENSIONS = [
     faster_accounts,
     event_history,
     identity_services,
+    api_calls,  # last: the outermost entry point, it sees every request
 ]
 
 

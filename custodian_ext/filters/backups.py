@@ -1,22 +1,19 @@
 """Backup readiness (X8): what could not be restored if the attacker destroyed it."""
 from c7n.filters import Filter
-from c7n.query import RetryPageIterator
-from c7n.utils import local_session, type_schema
+from c7n.utils import type_schema
 
 from custodian_ext.registry import register_filter
 
 
 def snapshotted_volumes(manager):
-    """Volume ids that have at least one snapshot owned by the account, in this region."""
-    client = local_session(manager.session_factory).client('ec2')
-    paginator = client.get_paginator('describe_snapshots')
-    paginator.PAGE_ITERATOR_CLS = RetryPageIterator
-    found = set()
-    for page in paginator.paginate(OwnerIds=['self']):
-        for s in page.get('Snapshots', ()):
-            if s.get('State') != 'error':
-                found.add(s.get('VolumeId'))
-    return found
+    """Volume ids that have at least one snapshot owned by the account, in this region.
+
+    Read through c7n's ``ebs-snapshot`` listing (own snapshots, 1,000 a
+    page), so that the run's resource cache serves this filter and the
+    snapshot policies with one listing.
+    """
+    snapshots = manager.get_resource_manager('ebs-snapshot').resources()
+    return {s.get('VolumeId') for s in snapshots if s.get('State') != 'error'}
 
 
 @register_filter('without-snapshot', ['ebs'])
