@@ -67,6 +67,15 @@ class PackAction(BaseAction):
         return local_session(self.manager.session_factory).client(
             service, **({'region_name': region} if region else {}))
 
+    def require_filter(self, filter_class, why):
+        """validate(): refuse a policy without ``filter_class``, whose annotations the action reads."""
+        from c7n.exceptions import PolicyValidationError
+        if not any(isinstance(f, filter_class) for f in self.manager.iter_filters()):
+            raise PolicyValidationError(
+                f"{self.type} {why}; policy {self.manager.data.get('name')} needs the "
+                f"{filter_class.type} filter")
+        return self
+
     def call(self, method, **params):
         """One API call, retried on throttling (c7n's ``manager.retry``)."""
         return self.manager.retry(method, **params)

@@ -189,11 +189,7 @@ class DeleteAccessKeys(PackAction):
                    'iam:ListUserTags', 'iam:TagUser', 'iam:UntagUser')
 
     def validate(self):
-        if not any(isinstance(f, DeactivatedKeys) for f in self.manager.iter_filters()):
-            raise PolicyValidationError(
-                f'{self.type} deletes only keys the pack deactivated; policy '
-                f'{self.manager.ctx.policy.name} needs the deactivated-keys filter')
-        return self
+        return self.require_filter(DeactivatedKeys, 'deletes only keys the pack deactivated')
 
     def process(self, resources):
         self.iam = self.client('iam')

@@ -1,7 +1,6 @@
 """X1, in real time: record on the user which AWS notice the pack acted on."""
 import re
 
-from c7n.exceptions import PolicyValidationError
 from c7n.utils import type_schema
 
 from custodian_ext.actions.core import DONE, SKIPPED, PackAction, result
@@ -53,11 +52,7 @@ class TagNotice(PackAction):
     permissions = ('iam:TagUser',)
 
     def validate(self):
-        if not any(isinstance(f, ExposedKey) for f in self.manager.iter_filters()):
-            raise PolicyValidationError(
-                f"{self.type} records the notice the exposed-key filter read; add that filter "
-                f"to policy {self.manager.data.get('name')}")
-        return self
+        return self.require_filter(ExposedKey, 'records the notice the exposed-key filter read')
 
     def process(self, resources):
         self.iam = self.client('iam')
