@@ -251,3 +251,84 @@ def key_client(account, service, access_key, region='us-east-1', source_ip=None)
 from custodian_ext.sessions import share_loader  # noqa: E402
 
 share_loader()
+
+
+def detect_sweep(account, tmp_path, variables, regions, paths=None):
+    """The real `custodian run` of policies/detect (or ``paths``) in ``account``; its runs.
+
+    Fails the test if any policy run errored: a sweep that errored is not a clean one.
+    """
+    from custodian_ext.report import load_runs
+    vars_file = write_vars(tmp_path / 'vars.yml', variables)
+    cmd = ['custodian', 'run', '-s', str(tmp_path / 'out'), '--cache-period', '0',
+           '--vars-file', vars_file] + list(paths or [os.path.join(POLICIES, 'detect')])
+    for r in regions:
+        cmd += ['-r', r]
+    proc = run_cli(cmd, account.env, check=0)
+    runs = load_runs([str(tmp_path / 'out')])
+    errored = [(r.policy, r.region, r.error) for r in runs if r.status == 'errored']
+    assert not errored, (errored, proc.stderr[-3000:])
+    return runs
+
+
+def by_policy(runs):
+    """{policy name: [findings]} (an empty list for a policy without findings)."""
+    from collections import defaultdict
+    from custodian_ext.report import findings
+    out = defaultdict(list)
+    for f in findings(runs):
+        out[f.run.policy].append(f)
+    return out
+
+
+# What the Lambda Python runtime provides besides the function's zip.
+LAMBDA_RUNTIME_LIBS = ('boto3', 'botocore', 'jmespath', 's3transfer', 'dateutil', 'urllib3',
+                       'six')
+
+
+def run_lambda_handler(archive_bytes, event, env, tmp_path):
+    """Run the pack's handler from a deployed zip as Lambda would: a fresh interpreter
+    (no site-packages, so not the venv's pack) with only the zip and the runtime's
+    libraries on the path. Returns the module file the pack was loaded from."""
+    import io
+    import json
+    import zipfile
+    task, runtime = tmp_path / 'task', tmp_path / 'runtime'
+    zipfile.ZipFile(io.BytesIO(archive_bytes)).extractall(task)
+    runtime.mkdir()
+    for lib in LAMBDA_RUNTIME_LIBS:
+        src = __import__(lib).__file__
+        if src.endswith('__init__.py'):
+            src = os.path.dirname(src)
+        os.symlink(src, runtime / os.path.basename(src))
+    code = ("import json, sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; "
+            "import custodian_ext.handler as h; ok = h.run(json.loads(sys.argv[3]), None); "
+            "import custodian_ext; print(json.dumps([ok, custodian_ext.__file__]))")
+    env = dict(env, AWS_REGION='us-east-1', AWS_DEFAULT_REGION='us-east-1')
+    proc = subprocess.run([sys.executable, '-S', '-E', '-c', code, str(task), str(runtime),
+                           json.dumps(event)], cwd=task, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    ok, loaded_from = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert ok is True and loaded_from.startswith(str(task))  # the zip's pack, not the venv's
+    return loaded_from
+
+
+# The header row of IAM's credential report, as AWS writes it.
+CREDENTIAL_REPORT_HEADER = (
+    'user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,'
+    'password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,'
+    'access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,'
+    'access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,'
+    'access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,'
+    'cert_1_last_rotated,cert_2_active,cert_2_last_rotated\n')
+
+
+def quarantine_user(account, user='leaky'):
+    """An IAM user with an access key and AWS's quarantine policy attached (what AWS does
+    to a user whose key it found exposed)."""
+    iam = account.client('iam')
+    iam.create_user(UserName=user)
+    iam.create_access_key(UserName=user)
+    iam.attach_user_policy(UserName=user,
+                           PolicyArn='arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV3')

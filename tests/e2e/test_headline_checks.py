@@ -4,35 +4,19 @@ The compromised account is the demo's story (custodian_ext.demo.story). The
 root key relies on the emulator's moto extension (root row in the credential
 report, AccountAccessKeysPresent), see custodian_ext/emulator/extensions.py.
 """
-import os
 
 import pytest
 
 from custodian_ext.demo import story
 from custodian_ext.emulator import AMI_X86
-from custodian_ext.report import findings, load_runs
-from tests.support import POLICIES, run_cli, write_vars
+from custodian_ext.report import findings
+from tests.support import by_policy, detect_sweep
 
 pytestmark = pytest.mark.e2e
 
 
 def sweep(account, tmp_path, incident_start, regions=story.SWEEP_REGIONS):
-    vars_file = write_vars(tmp_path / 'vars.yml', story.demo_vars(incident_start))
-    cmd = ['custodian', 'run', '-s', str(tmp_path / 'out'), '--cache-period', '0',
-           '--vars-file', vars_file, os.path.join(POLICIES, 'detect')]
-    for r in regions:
-        cmd += ['-r', r]
-    proc = run_cli(cmd, account.env, check=0)
-    runs = load_runs([str(tmp_path / 'out')])
-    assert not [r for r in runs if r.status == 'errored'], proc.stderr
-    return runs
-
-
-def by_policy(runs):
-    out = {}
-    for f in findings(runs):
-        out.setdefault(f.run.policy, []).append(f)
-    return out
+    return detect_sweep(account, tmp_path, story.demo_vars(incident_start), regions)
 
 
 def test_compromised_account_trips_every_headline_check(account, tmp_path):

@@ -15,8 +15,8 @@ import pytest
 from custodian_ext.demo import story
 from custodian_ext.emulator import AMI_X86
 from custodian_ext.filters.cost import periods
-from custodian_ext.report import findings, load_runs
-from tests.support import POLICIES, key_client, new_account, run_cli, write_vars
+from custodian_ext.report import findings
+from tests.support import by_policy, detect_sweep, key_client, new_account
 
 pytestmark = pytest.mark.e2e
 
@@ -79,23 +79,7 @@ def seed_clean(account, management=MANAGEMENT):
 def sweep(account, tmp_path, start, **overrides):
     variables = story.demo_vars(start, trusted_accounts=[MANAGEMENT], expected_contacts=CONTACTS)
     variables.update(overrides)
-    vars_file = write_vars(tmp_path / 'vars.yml', variables)
-    cmd = ['custodian', 'run', '-s', str(tmp_path / 'out'), '--cache-period', '0',
-           '--vars-file', vars_file, os.path.join(POLICIES, 'detect')]
-    for r in story.SWEEP_REGIONS:
-        cmd += ['-r', r]
-    proc = run_cli(cmd, account.env, check=0)
-    runs = load_runs([str(tmp_path / 'out')])
-    errored = [(r.policy, r.region, r.error) for r in runs if r.status == 'errored']
-    assert not errored, (errored, proc.stderr[-3000:])
-    return runs
-
-
-def by_policy(runs):
-    out = {}
-    for f in findings(runs):
-        out.setdefault(f.run.policy, []).append(f)
-    return out
+    return detect_sweep(account, tmp_path, variables, story.SWEEP_REGIONS)
 
 
 def test_clean_busy_account_has_no_high_or_critical_findings(account, tmp_path):

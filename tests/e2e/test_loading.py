@@ -11,7 +11,7 @@ import sys
 import pytest
 import yaml
 
-from tests.support import POLICIES, policy_vars, run_cli, write_vars
+from tests.support import POLICIES, policy_vars, quarantine_user, run_cli, write_vars
 
 pytestmark = pytest.mark.e2e
 
@@ -20,15 +20,6 @@ PACK_POLICY = {'policies': [{
     'resource': 'aws.iam-user',
     'filters': [{'type': 'quarantine-marker'}],
 }]}
-
-
-def _quarantine(account, user='leaky'):
-    iam = account.client('iam')
-    iam.create_user(UserName=user)
-    iam.create_access_key(UserName=user)
-    iam.attach_user_policy(UserName=user,
-                           PolicyArn='arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV3')
-    iam.create_user(UserName='bystander')
 
 
 def test_custodian_validate_accepts_pack_filter_and_folders(tmp_path):
@@ -58,7 +49,8 @@ def test_unrelated_python_programs_do_not_import_the_pack():
 
 
 def test_custodian_run_executes_pack_filter(account, tmp_path):
-    _quarantine(account)
+    quarantine_user(account)
+    account.client('iam').create_user(UserName='bystander')
     path = tmp_path / 'p.yml'
     path.write_text(yaml.safe_dump(PACK_POLICY))
     run_cli(['custodian', 'run', '-s', str(tmp_path / 'out'), '--cache-period', '0',
@@ -71,7 +63,8 @@ def test_custodian_run_executes_pack_filter(account, tmp_path):
 
 def test_c7n_org_workers_run_pack_filters(emulator, account, tmp_path):
     """c7n-org assumes each account's role and runs the pack's policy file in its worker processes."""
-    _quarantine(account)
+    quarantine_user(account)
+    account.client('iam').create_user(UserName='bystander')
     accounts = {'vars': policy_vars(), 'accounts': [{
         'name': 'prod', 'account_id': account.id,
         'role': f'arn:aws:iam::{account.id}:role/OrganizationAccountAccessRole',

@@ -10,8 +10,6 @@ import gzip
 import io
 import json
 import os
-import subprocess
-import sys
 import zipfile
 
 import pytest
@@ -20,7 +18,8 @@ import yaml
 from custodian_ext import periodic
 from custodian_ext.cli import main
 from custodian_ext.emulator import AMI_X86, session
-from tests.support import headline_folder, POLICIES, REPO, new_account, policy_vars, run_cli, write_vars
+from tests.support import POLICIES, REPO, headline_folder, new_account, policy_vars, \
+    quarantine_user, run_cli, run_lambda_handler, write_vars
 
 pytestmark = pytest.mark.e2e
 
@@ -34,15 +33,6 @@ LAMBDA_TRUST = json.dumps({'Version': '2012-10-17', 'Statement': [{
     'Effect': 'Allow', 'Principal': {'Service': 'lambda.amazonaws.com'},
     'Action': 'sts:AssumeRole'}]})
 # What the python3.11 Lambda runtime provides besides the standard library.
-RUNTIME_LIBS = ('boto3', 'botocore', 'jmespath', 's3transfer', 'dateutil', 'urllib3', 'six')
-
-
-def _quarantine(account, user='leaky'):
-    iam = account.client('iam')
-    iam.create_user(UserName=user)
-    iam.create_access_key(UserName=user)
-    iam.attach_user_policy(UserName=user,
-                           PolicyArn='arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV3')
 
 
 # The deploy tests deploy the four headline checks (each deployed function costs
@@ -74,7 +64,7 @@ def deployed(emulator, tmp_path_factory):
     account = new_account(emulator.url)
     account.client('iam').create_role(RoleName=ROLE, AssumeRolePolicyDocument=LAMBDA_TRUST)
     account.client('s3').create_bucket(Bucket=BUCKET)
-    _quarantine(account)
+    quarantine_user(account)
     values = policy_vars()
     vars_file = write_vars(tmp / 'vars.yml', values)
     role_policy = tmp / 'role-policy.json'
@@ -178,31 +168,13 @@ def test_deployed_zip_holds_the_pack_the_policy_and_its_vars(deployed):
 
 def test_handler_from_the_zip_runs_the_policy_on_a_scheduled_event(deployed, tmp_path):
     account = deployed['account']
-    task, runtime = tmp_path / 'task', tmp_path / 'runtime'
-    zipfile.ZipFile(io.BytesIO(_archive(deployed, 'x1-quarantined-user-active-keys')
-                               .get_bytes())).extractall(task)
-    runtime.mkdir()
-    for lib in RUNTIME_LIBS:
-        mod = __import__(lib)
-        src = mod.__file__
-        if src.endswith('__init__.py'):
-            src = os.path.dirname(src)
-        os.symlink(src, runtime / os.path.basename(src))
     event = {'version': '0', 'id': '5f2a', 'detail-type': 'Scheduled Event',
              'source': 'aws.events', 'account': account.id, 'time': '2026-11-28T10:00:00Z',
              'region': 'us-east-1', 'detail': {},
              'resources': [f'arn:aws:events:us-east-1:{account.id}:rule/'
                            f'custodian-x1-quarantined-user-active-keys']}
-    code = ("import json, sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; "
-            "import custodian_ext.handler as h; ok = h.run(json.loads(sys.argv[3]), None); "
-            "import custodian_ext; print(json.dumps([ok, custodian_ext.__file__]))")
-    env = dict(account.env, AWS_REGION='us-east-1', AWS_DEFAULT_REGION='us-east-1')
-    proc = subprocess.run([sys.executable, '-S', '-E', '-c', code, str(task), str(runtime),
-                           json.dumps(event)], cwd=task, env=env, capture_output=True,
-                          text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    ok, loaded_from = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert ok is True and loaded_from.startswith(str(task))  # the zip's pack, not the venv's
+    run_lambda_handler(_archive(deployed, 'x1-quarantined-user-active-keys').get_bytes(),
+                       event, account.env, tmp_path)
     s3 = account.client('s3')
     keys = [o['Key'] for o in s3.list_objects_v2(Bucket=BUCKET)['Contents']]
     [resources] = [k for k in keys if k.endswith('resources.json.gz')]

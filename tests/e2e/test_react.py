@@ -12,12 +12,8 @@ import base64
 import contextlib
 import copy
 import gzip
-import io
 import json
 import os
-import subprocess
-import sys
-import zipfile
 import zlib
 
 import pytest
@@ -27,7 +23,7 @@ from custodian_ext.actions.sessions import POLICY_NAME as REVOKE_POLICY
 from custodian_ext.filters.rotation import RECORD_TAG
 from custodian_ext.emulator import session
 from tests.support import POLICIES, REPO, client_error, inject_faults, new_account, policy_vars, \
-    run_cli, write_vars
+    run_cli, run_lambda_handler, write_vars
 
 pytestmark = pytest.mark.e2e
 
@@ -42,7 +38,6 @@ LAMBDA_TRUST = json.dumps({'Version': '2012-10-17', 'Statement': [{
     'Effect': 'Allow', 'Principal': {'Service': 'lambda.amazonaws.com'},
     'Action': 'sts:AssumeRole'}]})
 # What the python3.11 Lambda runtime provides besides the standard library.
-RUNTIME_LIBS = ('boto3', 'botocore', 'jmespath', 's3transfer', 'dateutil', 'urllib3', 'six')
 
 
 def sample(name, account_id, key_id, user='deploy-bot'):
@@ -285,24 +280,7 @@ def test_health_notice_from_the_deployed_zip_deactivates_exactly_the_named_key(d
     deployed_sha = account.client('lambda').get_function(
         FunctionName='custodian-' + HEALTH_POLICY)['Configuration']['CodeSha256']
     assert archive.get_checksum() == deployed_sha  # byte for byte what was deployed
-    task, runtime = tmp_path / 'task', tmp_path / 'runtime'
-    zipfile.ZipFile(io.BytesIO(archive.get_bytes())).extractall(task)
-    runtime.mkdir()
-    for lib in RUNTIME_LIBS:
-        src = __import__(lib).__file__
-        if src.endswith('__init__.py'):
-            src = os.path.dirname(src)
-        os.symlink(src, runtime / os.path.basename(src))
-    code = ("import json, sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; "
-            "import custodian_ext.handler as h; ok = h.run(json.loads(sys.argv[3]), None); "
-            "import custodian_ext; print(json.dumps([ok, custodian_ext.__file__]))")
-    env = dict(account.env, AWS_REGION='us-east-1', AWS_DEFAULT_REGION='us-east-1')
-    proc = subprocess.run([sys.executable, '-S', '-E', '-c', code, str(task), str(runtime),
-                           json.dumps(event)], cwd=task, env=env, capture_output=True,
-                          text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    ok, loaded_from = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert ok is True and loaded_from.startswith(str(task))  # the zip's pack, not the venv's
+    run_lambda_handler(archive.get_bytes(), event, account.env, tmp_path)
 
     # exactly the named key; the user's other key, other users and AWS's marker untouched
     assert key_status(iam, 'deploy-bot') == {leaked: 'Inactive', replacement: 'Active'}

@@ -20,15 +20,14 @@ Emulator extensions used: ECS createdAt, Lambda LastModified and foreign
 layers, Route 53 Domains tags, Lightsail (custodian_ext/emulator/extensions.py).
 """
 import os
-from collections import defaultdict
 
 import pytest
 
 from custodian_ext.demo import story
-from custodian_ext.report import findings, load_runs
+from custodian_ext.report import findings
 from custodian_ext.report.reasons import reasons
 from tests import seed_resources as seed
-from tests.support import POLICIES, run_cli, write_vars
+from tests.support import POLICIES, by_policy, detect_sweep
 
 pytestmark = pytest.mark.e2e
 
@@ -37,17 +36,9 @@ FILES = [os.path.join(POLICIES, 'detect', f)
 
 
 def sweep(account, tmp_path, incident_start):
-    vars_file = write_vars(tmp_path / 'vars.yml', story.demo_vars(
-        incident_start, allowed_regions=seed.ALLOWED, trusted_accounts=[seed.TRUSTED]))
-    cmd = ['custodian', 'run', '-s', str(tmp_path / 'out'), '--cache-period', '0',
-           '--vars-file', vars_file] + FILES
-    for r in seed.SWEPT:
-        cmd += ['-r', r]
-    proc = run_cli(cmd, account.env, check=0)
-    runs = load_runs([str(tmp_path / 'out')])
-    errored = [(r.policy, r.region, r.error) for r in runs if r.status == 'errored']
-    assert not errored, (errored, proc.stderr[-3000:])
-    return runs
+    return detect_sweep(account, tmp_path, story.demo_vars(
+        incident_start, allowed_regions=seed.ALLOWED, trusted_accounts=[seed.TRUSTED]),
+        seed.SWEPT, paths=FILES)
 
 
 def ids(world, names):
@@ -174,13 +165,6 @@ def run(world):
         assert r.status in ('findings', 'clean'), (name, region, r.status, r.error)
         return {key(res): res for res in r.resources}
     return found
-
-
-def by_policy(runs):
-    out = defaultdict(list)
-    for f in findings(runs):
-        out[f.run.policy].append(f)
-    return out
 
 
 def test_clean_busy_account_has_no_high_or_critical_findings(account, tmp_path):

@@ -14,7 +14,8 @@ from botocore.stub import Stubber
 
 from custodian_ext.demo.story import incident_boundary
 from custodian_ext.filters import credentials
-from tests.support import key_client, load_policy, policy_vars, run_policy
+from tests.support import CREDENTIAL_REPORT_HEADER, key_client, load_policy, policy_vars, \
+    run_policy
 
 USED = load_policy('detect/r1-1.yml', 'r1-1-credentials-used-since-incident')
 NEVER = load_policy('detect/r1-1.yml', 'r1-1-active-keys-never-used')
@@ -90,16 +91,10 @@ def test_passwords_set_before_the_incident_need_a_reset(aws, tmp_path):
     assert run_policy(ROOT, variables, account=aws, output_dir=str(tmp_path)) == []
 
 
-HEADER = ('user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,'
-          'password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,'
-          'access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,'
-          'access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,'
-          'access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,'
-          'cert_1_last_rotated,cert_2_active,cert_2_last_rotated\n')
 
 
 def _root_report(password_last_used):
-    return (HEADER + f'<root_account>,arn:aws:iam::111122223333:root,2020-01-01T00:00:00+00:00,'
+    return (CREDENTIAL_REPORT_HEADER + f'<root_account>,arn:aws:iam::111122223333:root,2020-01-01T00:00:00+00:00,'
             f'not_supported,{password_last_used},not_supported,not_supported,true,false,N/A,N/A,'
             f'N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A\n')
 

@@ -14,15 +14,9 @@ from botocore.stub import Stubber
 from c7n.exceptions import PolicyExecutionError
 
 from custodian_ext.filters.credentials import fetch_credential_report
-from tests.support import load_policy, policy_vars, run_policy
+from tests.support import CREDENTIAL_REPORT_HEADER, load_policy, policy_vars, run_policy
 
 POLICY = load_policy('detect/x2.yml', 'x2-root-access-keys')
-HEADER = ('user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,'
-          'password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,'
-          'access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,'
-          'access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,'
-          'access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,'
-          'cert_1_last_rotated,cert_2_active,cert_2_last_rotated\n')
 
 
 def test_flags_root_key_with_details(aws, tmp_path):
@@ -54,7 +48,7 @@ def test_report_polling_waits_for_complete_then_reads():
         stub.add_response('generate_credential_report', {'State': 'INPROGRESS'})
         stub.add_response('generate_credential_report', {'State': 'COMPLETE'})
         stub.add_response('get_credential_report', {
-            'Content': (HEADER + '<root_account>,arn,x,not_supported,N/A,not_supported,'
+            'Content': (CREDENTIAL_REPORT_HEADER + '<root_account>,arn,x,not_supported,N/A,not_supported,'
                         'not_supported,true,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,'
                         'false,N/A,false,N/A\n').encode(),
             'ReportFormat': 'text/csv', 'GeneratedTime': datetime.datetime(2026, 11, 28)})
