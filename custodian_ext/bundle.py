@@ -11,6 +11,7 @@ import os
 
 import yaml
 
+from custodian_ext import settings
 from custodian_ext.hooks import PackError, policy_files
 
 
@@ -22,10 +23,7 @@ def read_policy_file(path):
     except FileNotFoundError:
         raise PackError(f"{path}: no such policy file or folder") from None
     except yaml.YAMLError as e:
-        mark = getattr(e, 'problem_mark', None)
-        where = f" at line {mark.line + 1}" if mark else ''
-        raise PackError(f"{path}: not valid YAML{where}: "
-                        f"{getattr(e, 'problem', None) or e}") from None
+        raise PackError(settings.yaml_error(path, e)) from None
     if not isinstance(data, dict) or not isinstance(data.get('policies'), list):
         raise PackError(f"{path}: not a policy file (no top-level 'policies:' list)")
     extra = sorted(set(data) - {'policies'})

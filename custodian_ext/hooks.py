@@ -405,10 +405,7 @@ def _read_yaml(path, what, hint):
         with open(path) as fh:
             return yaml.safe_load(fh)
     except yaml.YAMLError as e:
-        mark = getattr(e, 'problem_mark', None)
-        where = f" at line {mark.line + 1}" if mark else ''
-        raise PackError(f"{path}: not valid YAML{where}: "
-                        f"{getattr(e, 'problem', None) or e}") from None
+        raise PackError(settings.yaml_error(path, e)) from None
 
 
 def check_accounts_file(path):

@@ -448,11 +448,16 @@ def load(path, strict=True):
     except FileNotFoundError:
         raise SettingsError(f"{path}: vars file not found") from None
     except yaml.YAMLError as e:
-        mark = getattr(e, 'problem_mark', None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ''
-        problem = getattr(e, 'problem', None) or str(e).splitlines()[0]
-        raise SettingsError(f"{path}: not valid YAML{where}: {problem}") from None
+        raise SettingsError(yaml_error(path, e)) from None
     return validate(data, source=path, strict=strict)
+
+
+def yaml_error(path, error):
+    """One line for a YAML parse error in a vars, policy or accounts file: where, and what."""
+    mark = getattr(error, 'problem_mark', None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ''
+    problem = getattr(error, 'problem', None) or str(error).splitlines()[0]
+    return f"{path}: not valid YAML{where}: {problem}"
 
 
 def incident_start(values):

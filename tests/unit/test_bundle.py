@@ -60,3 +60,12 @@ def test_bad_files_get_one_line(tmp_path, capsys, content, needle):
     assert main(['bundle', str(bad), '-o', str(tmp_path / 'o.yml')]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"custodian-ext: error: {bad}: {needle}")
+
+
+def test_malformed_yaml_gets_one_line_with_where(tmp_path, capsys):
+    bad = tmp_path / 'bad.yml'
+    bad.write_text('policies:\n  - name: x\n    resource: [aws.ec2\n')
+    assert main(['bundle', str(bad), '-o', str(tmp_path / 'o.yml')]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(f"custodian-ext: error: {bad}: not valid YAML at line 4, column 1: ")
