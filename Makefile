@@ -24,10 +24,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(BIN)/custodian-ext demo
+	$(BIN)/python -m custodian_ext_dev.demo
 
 demo-respond: $(STAMP)
-	$(BIN)/custodian-ext demo --respond
+	$(BIN)/python -m custodian_ext_dev.demo --respond
 
 validate: $(STAMP)
 	$(BIN)/custodian validate policies/detect/*.yml policies/respond/*.yml policies/recover/*.yml policies/react/*.yml

@@ -20,7 +20,7 @@ Each path runs ``c7n-org run`` over all accounts and regions (bundled with
 and ``custodian run -r ...`` over the regions of the first account. For each
 command: wall time, client CPU (the command's and its workers' rusage),
 API calls per account-region by service and operation (counted by the
-emulator, custodian_ext/emulator/calls.py), peak RSS (the largest process),
+emulator, custodian_ext_dev/emulator/calls.py), peak RSS (the largest process),
 and whether both paths found the same resources (policy, account, region,
 resource ids). Benchmarks print figures; the tests assert correctness.
 """
@@ -38,8 +38,8 @@ sys.path.insert(0, REPO)
 
 import yaml  # noqa: E402
 
-from custodian_ext.demo import story  # noqa: E402
-from custodian_ext.emulator import DEFAULT_ACCOUNT, Emulator, calls, client_env  # noqa: E402
+from custodian_ext_dev.demo import story  # noqa: E402
+from custodian_ext_dev.emulator import DEFAULT_ACCOUNT, Emulator, calls, client_env  # noqa: E402
 
 REGIONS = ['us-east-1', 'us-west-2', 'eu-north-1', 'eu-west-1', 'ap-southeast-2',
            'eu-central-1', 'ap-northeast-1', 'ca-central-1', 'sa-east-1', 'ap-south-1']

@@ -1,15 +1,9 @@
 """``custodian-ext``: the pack's own commands.
 
-demo, report, check-vars, bundle, org-check, periodic, react-role-policy.
+report, check-vars, bundle, org-check, periodic, react-role-policy.
 """
 import argparse
 import sys
-
-
-def cmd_demo(args):
-    from custodian_ext.demo.run import run_demo
-    run_demo(output=args.output, quick=args.quick, respond=args.respond)
-    return 0
 
 
 def cmd_report(args):
@@ -100,14 +94,6 @@ def build_parser():
         prog='custodian-ext',
         description='Cloud Custodian policy pack for a suspected AWS account compromise.')
     sub = parser.add_subparsers(dest='command', required=True)
-
-    p = sub.add_parser('demo', help='run the pack against a compromised organization on a local emulator')
-    p.add_argument('-o', '--output', default='demo-output', help='output folder (default: %(default)s)')
-    p.add_argument('--respond', action='store_true',
-                   help='run the respond policies for real, then sweep again (make demo-respond)')
-    p.add_argument('--quick', action='store_true',
-                   help='sweep two regions instead of three (the CI test)')
-    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(
         'report', help='the incident report from custodian / c7n-org output (folders or s3:// URLs)',

@@ -55,8 +55,7 @@ log = logging.getLogger('custodian.ext')
 _INSTALLED = False
 
 
-class PackError(Exception):
-    """An error whose message is one line a user can act on."""
+from custodian_ext.errors import PackError  # noqa: E402,F401  re-exported
 
 
 def program():

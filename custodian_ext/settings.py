@@ -7,7 +7,7 @@ into a substring test, and a missing key leaves the literal ``{incident_start}``
 in the policy. So every value is checked here, before any API call, and a bad
 one stops the run with a single line that names the key and says what to write.
 
-Every setting is documented in the README; ``tests/unit/test_settings.py``
+Every setting is documented in the README; ``tests/inprocess/test_settings.py``
 keeps the README, ``policies/vars.yml`` and this table in step.
 """
 import datetime

@@ -2,10 +2,10 @@ import os
 
 import pytest
 
-from custodian_ext.emulator import Emulator
+from custodian_ext_dev.emulator import Emulator
 from tests.support import new_account, reset_sessions
 
-pytest_plugins = ['tests.seed_resources']  # compromised_world, shared by unit and e2e tests
+pytest_plugins = ['tests.seed_resources']  # compromised_world, shared by in-process and command-line tests
 
 
 @pytest.fixture(scope='session')

@@ -1,6 +1,6 @@
 """Seed an emulated account with the resources the R3.3/X6/X8/R4.2 resource checks look at.
 
-Two phases, split by ``incident_start`` (``custodian_ext.demo.story.incident_boundary``):
+Two phases, split by ``incident_start`` (``custodian_ext_dev.demo.story.incident_boundary``):
 
 - ``seed_clean``: a busy, healthy account before the incident, in the
   allowed regions: instances, volumes and snapshots, AMIs, an Auto Scaling
@@ -21,7 +21,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from custodian_ext.emulator import AMI_X86
+from custodian_ext_dev.emulator import AMI_X86
 
 ALLOWED = ['us-east-1', 'us-west-2']
 UNUSED = 'eu-north-1'
@@ -316,7 +316,7 @@ def compromised_world(emulator):
     ``account``, ``foreign`` (the attacker's own account, which publishes a layer),
     ``start`` (incident_start), ``clean`` and ``bad`` (names and ids seeded).
     """
-    from custodian_ext.demo import story
+    from custodian_ext_dev.demo import story
     from tests.support import new_account
     w = SimpleNamespace(account=new_account(emulator.url), foreign=new_account(emulator.url))
     w.clean = seed_clean(w.account)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from custodian_ext.emulator import CLEARED_ENV, assert_loopback, client_env, session
+from custodian_ext_dev.emulator import CLEARED_ENV, assert_loopback, client_env, session
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POLICIES = os.path.join(REPO, 'policies')
@@ -228,7 +228,7 @@ def key_client(account, service, access_key, region='us-east-1', source_ip=None)
     """A client signed with an IAM user's access key, as someone holding a leaked key would be.
 
     ``source_ip`` is sent as X-Forwarded-For, which the emulator records as the
-    CloudTrail event's sourceIPAddress (custodian_ext/emulator/event_history.py).
+    CloudTrail event's sourceIPAddress (custodian_ext_dev/emulator/event_history.py).
     """
     import boto3
     from botocore.config import Config

@@ -17,7 +17,7 @@ fixture-only PackAction standing in for the respond engineer's action, and
 
 The recorded tree is committed; re-record only when the output format
 changes, then update the golden files (UPDATE_GOLDEN=1, see
-tests/unit/test_report.py).
+tests/inprocess/test_report.py).
 """
 import json
 import os
@@ -31,8 +31,8 @@ import yaml
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
 
-from custodian_ext.emulator import AMI_X86, Emulator  # noqa: E402
-from custodian_ext.demo import story  # noqa: E402
+from custodian_ext_dev.emulator import AMI_X86, Emulator  # noqa: E402
+from custodian_ext_dev.demo import story  # noqa: E402
 from tests.support import BIN, POLICIES, new_account  # noqa: E402
 
 DEST = os.path.join(REPO, 'tests', 'data', 'report', 'org')

@@ -1,0 +1,295 @@
+"""Count the API calls the emulator serves, and inject throttling (benchmarks and tests).
+
+Not AWS behaviour: tooling for measuring the pack against the emulator.
+
+- Counting: every AWS request that reaches the emulator is counted by the
+  account that signed it (the account its access key belongs to), region,
+  service, operation and HTTP method and path, at the emulator's entry
+  point, so the requests the pack's extensions answer themselves (Lightsail)
+  count too. moto's own ``/moto-api/recorder/`` records requests without
+  their account and misses those. The operation is named from the botocore
+  service model, as AWS would: ``Action`` (query protocols), ``X-Amz-Target``
+  (JSON protocols), or the operation whose HTTP method and URI template
+  match (REST protocols, S3 included).
+  ``GET /moto-api/custodian-ext/calls`` answers ``{"calls": [{"account",
+  "region", "service", "operation", "served", "throttled"}...]}``;
+  ``POST /moto-api/custodian-ext/calls/reset`` starts again from zero.
+- Throttling: ``POST /moto-api/custodian-ext/throttle`` with
+  ``{"every": k}`` answers every k-th AWS request with the throttling error
+  AWS sends for that service's protocol (``Throttling`` for query APIs,
+  ``RequestLimitExceeded`` for EC2, ``ThrottlingException`` for JSON APIs,
+  ``TooManyRequestsException`` (429) for REST-JSON, ``SlowDown`` (503) for
+  S3); ``{"every": 0}`` stops. A request identical to one just throttled
+  (same key, method, URL and body: the client's retry) is throttled again
+  until it has been refused ``times`` times in a row (``{"every": k,
+  "times": t}``, default 1), then served: with ``times`` 1, each call is
+  throttled at most once and a client that retries once completes; with a
+  ``times`` above the client's attempts, the call fails with the throttling
+  error.
+"""
+import collections
+import hashlib
+import io
+import json
+import re
+import threading
+import urllib.parse
+import uuid
+
+PREFIX = '/moto-api/custodian-ext/'
+_lock = threading.Lock()
+_counts = collections.Counter()    # (account, region, service, method, path, query keys, op hint) -> n
+_throttled = collections.Counter()  # same key -> n
+_throttle = {'every': 0, 'times': 1, 'seen': 0, 'pending': {}}
+_APPLIED = False
+
+# Signing names that are not botocore service names.
+SERVICE_NAMES = {'tagging': 'resourcegroupstaggingapi', 'monitoring': 'cloudwatch',
+                 'execute-api': 'apigateway', 'states': 'stepfunctions', 'email': 'ses',
+                 'elasticloadbalancing': 'elbv2', 'es': 'opensearch'}
+_CREDENTIAL = re.compile(r'Credential=([^/,\s]+)/[^/]+/([^/]+)/([^/]+)/')
+
+
+def _model(signing_name):
+    return _models(SERVICE_NAMES.get(signing_name, signing_name))
+
+
+_model_cache = {}
+
+
+def _models(service):
+    if service not in _model_cache:
+        import botocore.session
+        try:
+            _model_cache[service] = botocore.session.get_session().get_service_model(service)
+        except Exception:
+            _model_cache[service] = None
+    return _model_cache[service]
+
+
+def _templates(model):
+    """[(method, path regex, literal query keys, literal length, operation)] of a REST model."""
+    key = ('templates', model.service_name)
+    if key not in _model_cache:
+        out = []
+        for name in model.operation_names:
+            http = model.operation_model(name).http
+            uri = http.get('requestUri', '/')
+            path, _, query = uri.partition('?')
+            keys = tuple(q.split('=')[0] for q in query.split('&') if q)
+            literal = len(re.sub(r'\{[^}]+\}', '', path))
+            out.append((http.get('method', 'POST'), _uri_regex(path), keys, literal, name))
+        _model_cache[key] = out
+    return _model_cache[key]
+
+
+def _uri_regex(path):
+    """A URI template (``/{Bucket}/{Key+}``) as a regex: ``{x}`` one segment, ``{x+}`` any."""
+    out, pos = '', 0
+    for m in re.finditer(r'\{([^}]+)\}', path):
+        out += re.escape(path[pos:m.start()])
+        out += '.+' if m.group(1).endswith('+') else '[^/]+'
+        pos = m.end()
+    out += re.escape(path[pos:])
+    return re.compile('^' + out.rstrip('/') + '/?$')
+
+
+def operation(service, method, path, query_keys, hint):
+    """The AWS operation of a request, named from botocore's service model."""
+    if hint:
+        return hint
+    model = _model(service)
+    if model is None:
+        return '?'
+    best = None
+    for m, regex, keys, literal, name in _templates(model):
+        if m != method or not regex.match(path or '/') or not set(keys) <= set(query_keys):
+            continue
+        score = (len(keys), literal)
+        if best is None or score > best[0]:
+            best = (score, name)
+    return best[1] if best else '?'
+
+
+def _hint(environ, body):
+    """The operation named by the request itself: X-Amz-Target or Action."""
+    target = environ.get('HTTP_X_AMZ_TARGET')
+    if target:
+        return target.rsplit('.', 1)[-1]
+    for source in (environ.get('QUERY_STRING') or '',
+                   body.decode('utf-8', 'replace') if body else ''):
+        action = urllib.parse.parse_qs(source).get('Action')
+        if action:
+            return action[0]
+    return ''
+
+
+def _protocol(service):
+    model = _model(service)
+    return model.metadata.get('protocol', 'query') if model is not None else 'query'
+
+
+def throttling_response(service):
+    """(status, headers, body) of AWS's throttling error for ``service``'s protocol."""
+    request_id = str(uuid.uuid4())
+    protocol = _protocol(service)
+    if protocol == 'ec2':
+        body = (f'<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error>'
+                f'<Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message>'
+                f'</Error></Errors><RequestID>{request_id}</RequestID></Response>')
+        return '503 Service Unavailable', [('Content-Type', 'text/xml')], body
+    if protocol == 'json':
+        body = json.dumps({'__type': 'ThrottlingException', 'message': 'Rate exceeded'})
+        return '400 Bad Request', [('Content-Type', 'application/x-amz-json-1.1'),
+                                   ('x-amzn-RequestId', request_id)], body
+    if protocol == 'rest-json':
+        body = json.dumps({'message': 'Rate exceeded', 'Type': 'User',
+                           'Reason': 'CallerRateLimitExceeded'})
+        return '429 Too Many Requests', [('Content-Type', 'application/json'),
+                                         ('x-amzn-ErrorType', 'TooManyRequestsException'),
+                                         ('x-amzn-RequestId', request_id)], body
+    if protocol == 'rest-xml':
+        body = (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
+                f'<Message>Please reduce your request rate.</Message>'
+                f'<RequestId>{request_id}</RequestId></Error>')
+        return '503 Slow Down', [('Content-Type', 'application/xml')], body
+    body = (f'<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>'
+            f'<Message>Rate exceeded</Message></Error><RequestId>{request_id}</RequestId>'
+            f'</ErrorResponse>')
+    return '400 Bad Request', [('Content-Type', 'text/xml')], body
+
+
+def calls():
+    """The counted calls, one entry per account, region, service and operation."""
+    with _lock:
+        served, throttled = dict(_counts), dict(_throttled)
+    merged = collections.Counter()
+    merged_throttled = collections.Counter()
+    for source, target in ((served, merged), (throttled, merged_throttled)):
+        for (account, region, service, method, path, keys, hint), n in source.items():
+            op = operation(service, method, path, keys, hint)
+            target[(account, region, SERVICE_NAMES.get(service, service), op)] += n
+    keys = sorted(set(merged) | set(merged_throttled))
+    return [{'account': a, 'region': r, 'service': s, 'operation': o,
+             'served': merged.get((a, r, s, o), 0), 'throttled': merged_throttled.get((a, r, s, o), 0)}
+            for a, r, s, o in keys]
+
+
+def reset():
+    with _lock:
+        _counts.clear()
+        _throttled.clear()
+        _throttle['seen'] = 0
+        _throttle['pending'] = {}
+
+
+def _control(environ, start_response):
+    path = environ.get('PATH_INFO', '')
+    method = environ.get('REQUEST_METHOD', 'GET')
+    length = int(environ.get('CONTENT_LENGTH') or 0)
+    body = environ['wsgi.input'].read(length) if length else b''
+    if path == PREFIX + 'calls' and method == 'GET':
+        payload = {'calls': calls()}
+    elif path == PREFIX + 'calls/reset' and method == 'POST':
+        reset()
+        payload = {'reset': True}
+    elif path == PREFIX + 'throttle' and method == 'POST':
+        options = json.loads(body or b'{}') or {}
+        every = max(int(options.get('every') or 0), 0)
+        times = max(int(options.get('times') or 1), 1)
+        with _lock:
+            _throttle.update(every=every, times=times, seen=0, pending={})
+        payload = {'every': every, 'times': times}
+    else:
+        start_response('404 Not Found', [('Content-Type', 'application/json')])
+        return [b'{"error": "unknown custodian-ext emulator endpoint"}']
+    data = json.dumps(payload).encode()
+    start_response('200 OK', [('Content-Type', 'application/json'),
+                              ('Content-Length', str(len(data)))])
+    return [data]
+
+
+# -- client side (benchmarks and tests) ---------------------------------------------
+
+def _request(url, path, body=None):
+    import urllib.request
+    from custodian_ext_dev.emulator import assert_loopback
+    assert_loopback(url)
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url + PREFIX + path, data=data,
+                                 method='GET' if body is None else 'POST')
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        return json.loads(resp.read())
+
+
+def fetch(url):
+    """The calls counted by the emulator at ``url`` since the last reset."""
+    return _request(url, 'calls')['calls']
+
+
+def start(url):
+    """Count from zero."""
+    _request(url, 'calls/reset', {})
+
+
+def throttle(url, every, times=1):
+    """Throttle every ``every``-th request (0: none), and its retries up to ``times`` in all."""
+    _request(url, 'throttle', {'every': every, 'times': times})
+
+
+# -- server side ---------------------------------------------------------------------
+
+def apply():
+    global _APPLIED
+    if _APPLIED:
+        return
+    _APPLIED = True
+    from moto.iam.models import get_account_id_from
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    dispatch = DomainDispatcherApplication.__call__
+
+    def call(self, environ, start_response):
+        path = environ.get('PATH_INFO', '')
+        if path.startswith(PREFIX):
+            return _control(environ, start_response)
+        match = _CREDENTIAL.search(environ.get('HTTP_AUTHORIZATION') or '')
+        if not match:
+            return dispatch(self, environ, start_response)
+        access_key, region, service = match.groups()
+        length = int(environ.get('CONTENT_LENGTH') or 0)
+        body = environ['wsgi.input'].read(length) if length else b''
+        environ['wsgi.input'] = io.BytesIO(body)
+        method = environ.get('REQUEST_METHOD', 'GET')
+        query = environ.get('QUERY_STRING') or ''
+        query_keys = tuple(sorted({q.split('=')[0] for q in query.split('&') if q}))
+        try:
+            account = get_account_id_from(access_key)
+        except Exception:
+            account = '?'
+        key = (account, region, service, method, path, query_keys, _hint(environ, body))
+        throttle = False
+        with _lock:
+            every = _throttle['every']
+            if every:
+                request = (access_key, method, path, query,
+                           hashlib.sha256(body).hexdigest())
+                refused = _throttle['pending'].pop(request, None)
+                if refused is not None:  # the client's retry of a throttled request
+                    if refused < _throttle['times']:
+                        _throttle['pending'][request] = refused + 1
+                        throttle = True
+                else:
+                    _throttle['seen'] += 1
+                    if _throttle['seen'] % every == 0:
+                        _throttle['pending'][request] = 1  # refused once so far
+                        throttle = True
+            (_throttled if throttle else _counts)[key] += 1
+        if throttle:
+            status, headers, text = throttling_response(service)
+            data = text.encode()
+            start_response(status, headers + [('Content-Length', str(len(data)))])
+            return [data]
+        return dispatch(self, environ, start_response)
+
+    DomainDispatcherApplication.__call__ = call
