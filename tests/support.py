@@ -100,7 +100,9 @@ def run_policy(data, variables, region='us-east-1', account=None, output_dir='',
     from c7n.policy import Policy
     from c7n.resources import load_resources
 
+    from custodian_ext import runcache
     reset_sessions()
+    runcache.clear()  # each call is one run, as one `custodian run` process is
     load_resources((data['resource'],))
     config = Config.empty(region=region, regions=list(regions), account_id=account.id if account else None,
                           output_dir=output_dir, cache='', cache_period=0, dryrun=dryrun)
@@ -242,15 +244,6 @@ def key_client(account, service, access_key, region='us-east-1', source_ip=None)
             request.headers['X-Forwarded-For'] = source_ip
         client.meta.events.register('before-send', forwarded)
     return client
-
-
-# One botocore data loader for every session in the test process: the tests
-# build fresh boto3 sessions all the time, and each would re-parse the
-# service-model JSON (about 70% of an in-process policy run). The same
-# mechanism the pack installs in custodian and c7n-org.
-from custodian_ext.sessions import share_loader  # noqa: E402
-
-share_loader()
 
 
 def detect_sweep(account, tmp_path, variables, regions, paths=None):
