@@ -205,6 +205,24 @@ def _trail_status(value):
     return 'not logging' + (f" (stopped {stopped})" if stopped else '')
 
 
+def _trail_bucket(value):
+    bucket = f"bucket {value.get('Bucket')}"
+    if value.get('Problem'):
+        return f"{bucket}: {value['Problem']}"
+    parts = []
+    for r in value.get('Rules') or ():
+        parts.append(f"lifecycle rule {r.get('Rule')}"
+                     + (f" (prefix {r['Prefix']!r})" if r.get('Prefix') else '')
+                     + f" {r.get('Expiration')}" + (f", {r['Note']}" if r.get('Note') else ''))
+    if value.get('Recoverable'):
+        parts.append(value['Recoverable'])
+    for g in value.get('Grants') or ():
+        parts.append(f"policy{' statement ' + g['Sid'] if g.get('Sid') else ''} lets "
+                     f"{', '.join(g.get('Principals') or ['?'])} "
+                     f"{', '.join(g.get('Actions') or ())}")
+    return f"{bucket} (logs under {value.get('LogPrefix')}): " + '; '.join(parts)
+
+
 FORMATTERS = {
     'c7n:cloudtrail-events': lambda v, r: _events(v),
     'c7n:cloudtrail-history': lambda v, r: _history(v),
@@ -227,6 +245,8 @@ FORMATTERS = {
     'c7n:root-access-keys': lambda v, r: _root(v),
     'c7n:stopped-since': _stopped,
     'c7n:pre-incident-image': lambda v, r: _pre_incident_image(v),
+    # R2.1 trail bucket
+    'c7n:trail-bucket-risk': lambda v, r: _trail_bucket(v),
     # X6
     'c7n:created': _created,
     'c7n:unusual-instance-type': lambda v, r: (
