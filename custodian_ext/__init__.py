@@ -40,6 +40,7 @@ from custodian_ext.filters import principals  # noqa: E402,F401
 from custodian_ext.filters import roles_anywhere  # noqa: E402,F401
 from custodian_ext.filters import trails  # noqa: E402,F401
 from custodian_ext.filters import trail_bucket  # noqa: E402,F401
+from custodian_ext.filters import object_changes  # noqa: E402,F401
 from custodian_ext.filters import usage  # noqa: E402,F401
 from custodian_ext.filters import exposed_key  # noqa: E402,F401
 from custodian_ext.actions import notice  # noqa: E402,F401
