@@ -10,7 +10,8 @@ import json
 
 from custodian_ext.filters.trail_bucket import destructive_grants, expiring_rules, log_prefix
 from custodian_ext.report.reasons import reasons
-from tests.support import assert_readme_lists_filter_permissions, load_policy, policy_vars, run_policy
+from tests.support import (
+    assert_readme_lists_filter_permissions, load_policy, policy_vars, run_policy)
 
 EXPIRES = load_policy('detect/r2-1.yml', 'r2-1-trail-bucket-expires-logs')
 DELETABLE = load_policy('detect/r2-1.yml', 'r2-1-trail-bucket-deletable-by-outsiders')

@@ -13,7 +13,8 @@ from custodian_ext.filters import event_history
 from custodian_ext.filters.event_history import parameter_matches
 from custodian_ext_dev.demo.story import incident_boundary
 from custodian_ext_dev.emulator import AMI_X86
-from tests.support import assert_readme_lists_filter_permissions, key_client, load_policy, policy_vars, run_policy
+from tests.support import (
+    assert_readme_lists_filter_permissions, key_client, load_policy, policy_vars, run_policy)
 
 POLICY = load_policy('detect/r2-2.yml', 'r2-2-instance-user-data-changed-since-incident')
 ATTACKER_IP = '203.0.113.7'

@@ -10,7 +10,8 @@ from custodian_ext.filters import event_history
 from custodian_ext.report.reasons import reasons
 from custodian_ext_dev.demo.story import incident_boundary
 from custodian_ext_dev.emulator import AMI_X86
-from tests.support import assert_readme_lists_filter_permissions, key_client, load_policy, policy_vars, run_policy
+from tests.support import (
+    assert_readme_lists_filter_permissions, key_client, load_policy, policy_vars, run_policy)
 
 POLICY = load_policy('detect/x8.yml', 'x8-amis-deregistered-since-incident')
 

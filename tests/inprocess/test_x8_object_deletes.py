@@ -11,7 +11,8 @@ from custodian_ext.filters.object_changes import classify
 from custodian_ext.filters.trails import s3_write_data_events
 from custodian_ext.report.reasons import reasons
 from custodian_ext_dev.demo.story import incident_boundary
-from tests.support import assert_readme_lists_filter_permissions, load_policy, policy_vars, run_policy
+from tests.support import (
+    assert_readme_lists_filter_permissions, load_policy, policy_vars, run_policy)
 
 CHANGED = load_policy('detect/x8.yml', 'x8-s3-objects-deleted-or-overwritten-since-incident')
 UNCHECKABLE = load_policy('detect/x8.yml', 'x8-s3-object-changes-not-checkable')
