@@ -32,6 +32,7 @@ import custodian_ext.filters.credentials  # noqa: F401
 import custodian_ext.filters.event_history  # noqa: F401
 import custodian_ext.filters.exposed_key  # noqa: F401
 import custodian_ext.filters.instances  # noqa: F401
+import custodian_ext.filters.object_changes  # noqa: F401
 import custodian_ext.filters.organization  # noqa: F401
 import custodian_ext.filters.pre_incident_image  # noqa: F401
 import custodian_ext.filters.principals  # noqa: F401
@@ -39,6 +40,7 @@ import custodian_ext.filters.quarantine  # noqa: F401
 import custodian_ext.filters.roles_anywhere  # noqa: F401
 import custodian_ext.filters.rotation  # noqa: F401
 import custodian_ext.filters.shares  # noqa: F401
+import custodian_ext.filters.trail_bucket  # noqa: F401
 import custodian_ext.filters.trails  # noqa: F401
 import custodian_ext.filters.usage  # noqa: F401
 import custodian_ext.react  # noqa: F401

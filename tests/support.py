@@ -325,3 +325,19 @@ def quarantine_user(account, user='leaky'):
     iam.create_access_key(UserName=user)
     iam.attach_user_policy(UserName=user,
                            PolicyArn='arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV3')
+
+
+def assert_readme_lists_filter_permissions(policy_data):
+    """Every permission of the policy's pack filters is named in the README."""
+    import custodian_ext  # noqa: F401  registers the pack
+    from c7n.config import Config
+    from c7n.policy import Policy
+    from c7n.resources import load_resources
+    with open(os.path.join(REPO, 'README.md')) as fh:
+        readme = fh.read()
+    load_resources((policy_data['resource'],))
+    p = Policy(dict(policy_data), Config.empty(region='us-east-1', account_id='123456789012'))
+    p.expand_variables(p.get_variables(dict(policy_vars())))
+    missing = [perm for f in p.resource_manager.filters for perm in f.get_permissions()
+               if f'`{perm}`' not in readme]
+    assert not missing, f"README does not list {missing} ({policy_data['name']})"
