@@ -10,7 +10,7 @@ VARS    ?= policies/vars.yml
 REGIONS ?=
 REGION_ARGS = $(foreach r,$(REGIONS),-r $(r))
 
-.PHONY: install test demo demo-respond validate clean respond recover recover-preview bench bench-memory
+.PHONY: install lint test demo demo-respond validate clean respond recover recover-preview bench bench-memory
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,11 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
+# ruff's settings are in pyproject.toml ([tool.ruff]: line length 100, the rules checked).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)

@@ -131,10 +131,12 @@ def _bucket(key, value):
 def _key_ids(key, value):
     if not isinstance(value, list):
         raise SettingsError(
-            f"{key}: expected a list of access key ids such as [AKIAIOSFODNN7EXAMPLE], got {value!r}")
+            f"{key}: expected a list of access key ids such as [AKIAIOSFODNN7EXAMPLE], "
+            f"got {value!r}")
     for i, v in enumerate(value):
         if not isinstance(v, str) or not re.match(r'^[A-Z0-9]{16,128}$', v):
-            raise SettingsError(f"{key}[{i}]: {v!r} is not an access key id (like AKIAIOSFODNN7EXAMPLE)")
+            raise SettingsError(
+                f"{key}[{i}]: {v!r} is not an access key id (like AKIAIOSFODNN7EXAMPLE)")
     return value
 
 
@@ -277,11 +279,13 @@ SETTINGS = {s.name: s for s in (
             'IAM user names (or shell patterns such as svc-*) that are expected. Others are '
             'findings (R4.1).'),
     Setting('known_roles', _names, [],
-            'IAM role names (or name patterns with *) that are expected. Others are findings (R4.1).'),
+            'IAM role names (or name patterns with *) that are expected. Others are findings '
+            '(R4.1).'),
     Setting('known_accounts', _accounts, [],
             'AWS Organizations member account ids that are expected (R4.3).'),
     Setting('trusted_accounts', _accounts, [],
-            'External account ids that trust policies, shares and bucket policies may name (R4.2).'),
+            'External account ids that trust policies, shares and bucket policies may name '
+            '(R4.2).'),
     Setting('stale_days', _positive_number, 90,
             'Credentials unused for this many days are flagged (R1.1).'),
     Setting('global_region', _region, 'us-east-1',

@@ -68,7 +68,8 @@ class PackAction(BaseAction):
             service, **({'region_name': region} if region else {}))
 
     def require_filter(self, filter_class, why):
-        """validate(): refuse a policy without ``filter_class``, whose annotations the action reads."""
+        """validate(): refuse a policy without ``filter_class``, whose annotations the action
+        reads."""
         from c7n.exceptions import PolicyValidationError
         if not any(isinstance(f, filter_class) for f in self.manager.iter_filters()):
             raise PolicyValidationError(

@@ -23,10 +23,11 @@ from c7n.exceptions import PolicyExecutionError, PolicyValidationError
 from c7n.resources.iam import CredentialReport, UserAccessKey, resolve_credential_keys
 from c7n.utils import type_schema
 
-from custodian_ext.actions.core import DONE, FAILED, SKIPPED, PackAction, is_var_ref, result, utcnow, var_or
+from custodian_ext.actions.core import (
+    DONE, FAILED, SKIPPED, PackAction, is_var_ref, result, utcnow, var_or)
 from custodian_ext.filters.rotation import (
-    DELETABLE_TAG, RECORD_TAG, TIME_FORMAT, DeactivatedKeys, check_days, format_record, parse_record,
-    tag_value)
+    DELETABLE_TAG, RECORD_TAG, TIME_FORMAT, DeactivatedKeys, check_days, format_record,
+    parse_record, tag_value)
 from custodian_ext.registry import register_action
 
 INCIDENT_TAG = 'custodian-ext:incident'
@@ -155,7 +156,8 @@ class DeactivateAccessKeys(PackAction):
         if errors:
             return result(user, FAILED, 'could not deactivate ' + '; '.join(errors), **details)
         if not deactivated:
-            return result(user, SKIPPED, 'every matched key is listed in keep_access_keys', **details)
+            return result(user, SKIPPED, 'every matched key is listed in keep_access_keys',
+                          **details)
         return result(user, DONE, f'deactivated {", ".join(deactivated)}', **details)
 
 
@@ -232,4 +234,5 @@ class DeleteAccessKeys(PackAction):
         details = {'deleted': deleted, 'skipped': skipped}
         if not deleted:
             return result(user, SKIPPED, '; '.join(skipped), **details)
-        return result(user, DONE, 'deleted ' + ', '.join(d['AccessKeyId'] for d in deleted), **details)
+        return result(user, DONE, 'deleted ' + ', '.join(d['AccessKeyId'] for d in deleted),
+                      **details)

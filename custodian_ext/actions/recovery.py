@@ -92,7 +92,8 @@ class RecoverAction(PackAction):
         try:
             return check(name, value)
         except SettingsError as e:
-            raise PolicyValidationError(f"{self.type}: {e} (policy {self.manager.data.get('name')})")
+            raise PolicyValidationError(
+                f"{self.type}: {e} (policy {self.manager.data.get('name')})")
 
     def validate(self):
         if 'incident-start' not in self.data:

@@ -1,4 +1,5 @@
-"""``restore-from-backup`` (aws.rds): a new DB instance holding the state from before the incident."""
+"""``restore-from-backup`` (aws.rds): a new DB instance holding the state from before the
+incident."""
 import datetime
 import re
 
@@ -168,7 +169,8 @@ class RestoreDBInstance(RecoverAction):
         return None
 
     def choose(self, db):
-        """('point-in-time', time, None) or ('snapshot', time, snapshot), or (None, reason, None)."""
+        """('point-in-time', time, None) or ('snapshot', time, snapshot), or
+        (None, reason, None)."""
         pitr_problem = self.pitr_problem(db) if self.method != 'snapshot' else 'not tried'
         if self.method != 'snapshot' and pitr_problem is None:
             return 'point-in-time', self.target_time, None

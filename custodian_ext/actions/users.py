@@ -114,5 +114,6 @@ class ExportUser(PackAction):
         doc['SSHPublicKeys'] = _pages(self, iam, 'list_ssh_public_keys', 'SSHPublicKeys',
                                       UserName=user)
         doc['ServiceSpecificCredentials'] = call(
-            iam.list_service_specific_credentials, UserName=user).get('ServiceSpecificCredentials', [])
+            iam.list_service_specific_credentials, UserName=user
+        ).get('ServiceSpecificCredentials', [])
         return doc

@@ -178,7 +178,8 @@ class PreIncidentImage(Filter):
                 'pre_image': (pre.get('LaunchTemplateData') or {}).get('ImageId') if pre else None}
 
     def annotate(self, plan):
-        """The annotation for a resource that launches something newer than the incident, else None."""
+        """The annotation for a resource that launches something newer than the incident, else
+        None."""
         kind = plan['kind']
         if kind in ('none', 'gone'):
             return {'note': plan['note']}
@@ -195,7 +196,8 @@ class PreIncidentImage(Filter):
                             'configuration in CloudTrail (UpdateAutoScalingGroup, '
                             'CreateLaunchConfiguration)'}
         cur = plan['current']
-        if not (self.after_start(cur['CreateTime']) or self.after_start(current.get('image_created'))):
+        if not (self.after_start(cur['CreateTime'])
+                or self.after_start(current.get('image_created'))):
             return None
         out = {'launch_template': cur.get('LaunchTemplateId'),
                'launch_template_name': cur.get('LaunchTemplateName'),

@@ -29,7 +29,8 @@ TODAY = datetime.date(2026, 11, 16)  # 15 full days into a 30-day month; October
 
 def _results(groups_by_period):
     return {'ResultsByTime': [
-        {'TimePeriod': {'Start': start, 'End': end}, 'Total': {}, 'Estimated': start == '2026-11-01',
+        {'TimePeriod': {'Start': start, 'End': end}, 'Total': {},
+         'Estimated': start == '2026-11-01',
          'Groups': [{'Keys': [k], 'Metrics': {'UnblendedCost': {'Amount': str(v), 'Unit': 'USD'}}}
                     for k, v in groups.items()]}
         for (start, end), groups in groups_by_period.items()], 'DimensionValueAttributes': []}

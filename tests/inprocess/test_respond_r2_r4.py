@@ -24,7 +24,8 @@ def test_restarts_stopped_trails_in_their_home_region_and_reports_one_that_stays
     s3 = fast_client(aws, 's3')
     s3.create_bucket(Bucket=f'trail-logs-{aws.id}')
     home = fast_client(aws, 'cloudtrail', 'us-east-1')
-    stopped = home.create_trail(Name='org-audit', S3BucketName=f'trail-logs-{aws.id}', IsMultiRegionTrail=True)['TrailARN']
+    stopped = home.create_trail(Name='org-audit', S3BucketName=f'trail-logs-{aws.id}',
+                                IsMultiRegionTrail=True)['TrailARN']
     logging = home.create_trail(Name='app', S3BucketName=f'trail-logs-{aws.id}')['TrailARN']
     home.start_logging(Name=logging)
     assert not home.get_trail_status(Name=stopped)['IsLogging']
@@ -59,15 +60,17 @@ def test_unshares_snapshots_images_and_rds_snapshots_but_keeps_trusted_accounts(
     leaked = ec2.create_snapshot(VolumeId=vol)['SnapshotId']
     trusted_only = ec2.create_snapshot(VolumeId=vol)['SnapshotId']
     ec2.modify_snapshot_attribute(SnapshotId=leaked, Attribute='createVolumePermission',
-                                  OperationType='add', UserIds=[FOREIGN, TRUSTED], GroupNames=['all'])
+                                  OperationType='add', UserIds=[FOREIGN, TRUSTED],
+                                  GroupNames=['all'])
     ec2.modify_snapshot_attribute(SnapshotId=trusted_only, Attribute='createVolumePermission',
                                   OperationType='add', UserIds=[TRUSTED])
     iid = ec2.run_instances(ImageId=AMI_X86, MinCount=1, MaxCount=1)['Instances'][0]['InstanceId']
     image = ec2.create_image(InstanceId=iid, Name='golden')['ImageId']
     ec2.modify_image_attribute(ImageId=image, LaunchPermission={'Add': [
         {'UserId': FOREIGN}, {'UserId': TRUSTED}, {'Group': 'all'}]})
-    rds.create_db_instance(DBInstanceIdentifier='db', DBInstanceClass='db.t3.micro', Engine='postgres',
-                           MasterUsername='admin', MasterUserPassword='password123', AllocatedStorage=20)
+    rds.create_db_instance(DBInstanceIdentifier='db', DBInstanceClass='db.t3.micro',
+                           Engine='postgres', MasterUsername='admin',
+                           MasterUserPassword='password123', AllocatedStorage=20)
     rds.create_db_snapshot(DBInstanceIdentifier='db', DBSnapshotIdentifier='db-snap')
     rds.modify_db_snapshot_attribute(DBSnapshotIdentifier='db-snap', AttributeName='restore',
                                      ValuesToAdd=[FOREIGN, TRUSTED])
@@ -98,6 +101,7 @@ def test_unshares_snapshots_images_and_rds_snapshots_but_keeps_trusted_accounts(
                                   OperationType='add', UserIds=[FOREIGN])
     inject_faults(monkeypatch, ModifySnapshotAttribute=lambda params, call: {})
     with pytest.raises(PolicyExecutionError, match=f'still shared with {FOREIGN}'):
-        run_policy(UNSHARE['ebs-snapshots'], variables, account=aws, output_dir=str(tmp_path / 'stuck'))
+        run_policy(UNSHARE['ebs-snapshots'], variables, account=aws,
+                   output_dir=str(tmp_path / 'stuck'))
     res = results(str(tmp_path / 'stuck'), 'r4-2-unshare-ebs-snapshots', 'revoke-shares')[leaked]
     assert res['status'] == 'failed' and res['remaining'] == [FOREIGN]

@@ -6,7 +6,8 @@ import os
 import pytest
 from c7n.exceptions import PolicyExecutionError
 
-from tests.support import client_error, fast_client, inject_faults, load_policy, policy_vars, run_policy
+from tests.support import (
+    client_error, fast_client, inject_faults, load_policy, policy_vars, run_policy)
 
 DELETE_UNKNOWN = load_policy('respond/x3.yml', 'x3-delete-unknown-users')
 RESET = load_policy('respond/x4.yml', 'x4-require-password-reset')
@@ -32,7 +33,8 @@ def backdoor(iam, name):
     iam.put_user_policy(UserName=name, PolicyName='admin', PolicyDocument=ALLOW)
     iam.attach_user_policy(UserName=name, PolicyArn='arn:aws:iam::aws:policy/AdministratorAccess')
     iam.add_user_to_group(UserName=name, GroupName='ops')
-    serial = iam.create_virtual_mfa_device(VirtualMFADeviceName=name)['VirtualMFADevice']['SerialNumber']
+    serial = iam.create_virtual_mfa_device(
+        VirtualMFADeviceName=name)['VirtualMFADevice']['SerialNumber']
     iam.enable_mfa_device(UserName=name, SerialNumber=serial, AuthenticationCode1='123456',
                           AuthenticationCode2='654321')
     return key
@@ -50,20 +52,23 @@ def test_exports_every_detail_then_deletes_only_unknown_users(aws, tmp_path):
     assert users(iam) == {'alice', 'deploy-bot'}
     res = results(str(tmp_path), 'x3-delete-unknown-users', 'export-user')['svc-backup']
     assert res['status'] == 'done' and res['evidence'] == 'output:evidence-iam-user-svc-backup.json'
-    with open(os.path.join(tmp_path, 'x3-delete-unknown-users', 'evidence-iam-user-svc-backup.json')) as fh:
+    with open(os.path.join(tmp_path, 'x3-delete-unknown-users',
+                           'evidence-iam-user-svc-backup.json')) as fh:
         doc = json.load(fh)['document']
     assert doc['User']['UserName'] == 'svc-backup'
     assert doc['InlinePolicies']['admin']['Statement'][0]['Action'] == '*'
     assert [p['PolicyName'] for p in doc['AttachedPolicies']] == ['AdministratorAccess']
     assert [g['GroupName'] for g in doc['Groups']] == ['ops']
-    assert [k['AccessKeyId'] for k in doc['AccessKeys']] == [key] and 'AccessKeyLastUsed' in doc['AccessKeys'][0]
+    assert [k['AccessKeyId'] for k in doc['AccessKeys']] == [key]
+    assert 'AccessKeyLastUsed' in doc['AccessKeys'][0]
     assert doc['LoginProfile']['UserName'] == 'svc-backup'
     assert len(doc['MFADevices']) == 1
     assert doc['SigningCertificates'] == [] and doc['SSHPublicKeys'] == []
     assert doc['ServiceSpecificCredentials'] == []
 
 
-def test_no_user_is_deleted_when_an_export_fails_or_known_users_is_empty(aws, tmp_path, monkeypatch):
+def test_no_user_is_deleted_when_an_export_fails_or_known_users_is_empty(
+        aws, tmp_path, monkeypatch):
     iam = fast_client(aws, 'iam')
     iam.create_group(GroupName='ops')
     iam.create_user(UserName='alice')
@@ -72,7 +77,8 @@ def test_no_user_is_deleted_when_an_export_fails_or_known_users_is_empty(aws, tm
     everyone = users(iam)
 
     with pytest.raises(PolicyExecutionError, match='known_users is empty'):
-        run_policy(DELETE_UNKNOWN, policy_vars(known_users=[]), account=aws, output_dir=str(tmp_path / 'empty'))
+        run_policy(DELETE_UNKNOWN, policy_vars(known_users=[]), account=aws,
+                   output_dir=str(tmp_path / 'empty'))
     assert users(iam) == everyone
 
     def fail_for_one(params, call):
@@ -86,7 +92,8 @@ def test_no_user_is_deleted_when_an_export_fails_or_known_users_is_empty(aws, tm
                    output_dir=str(tmp_path / 'fault'))
     assert users(iam) == everyone  # Custodian's delete never ran
     res = results(str(tmp_path / 'fault'), 'x3-delete-unknown-users', 'export-user')
-    assert res['intruder-1']['status'] == 'failed' and 'ServiceFailure' in res['intruder-1']['reason']
+    assert res['intruder-1']['status'] == 'failed'
+    assert 'ServiceFailure' in res['intruder-1']['reason']
     assert res['intruder-2']['status'] == 'done'
 
 
@@ -118,5 +125,6 @@ def test_passwords_reset_for_kept_users_and_removed_for_the_others(aws, tmp_path
 
     iam.create_login_profile(UserName='mallory', Password='Old-Password-1!')
     with pytest.raises(PolicyExecutionError, match='known_users is empty'):
-        run_policy(REMOVE_CONSOLE, policy_vars(known_users=[]), account=aws, output_dir=str(tmp_path / 'e'))
+        run_policy(REMOVE_CONSOLE, policy_vars(known_users=[]), account=aws,
+                   output_dir=str(tmp_path / 'e'))
     assert iam.get_login_profile(UserName='mallory') and iam.get_login_profile(UserName='alice')

@@ -1,4 +1,5 @@
-"""custodian_ext.sessions: botocore sessions share one data loader (c7n-org makes one per account-region)."""
+"""custodian_ext.sessions: botocore sessions share one data loader (c7n-org makes one per
+account-region)."""
 import boto3
 
 from custodian_ext.sessions import share_loader
@@ -52,7 +53,8 @@ print(json.dumps({
                     and plain.meta.service_model is ec2.meta.service_model,
     'user_agent': handed._user_agent_creator._session_user_agent_extra,
     'methods': hasattr(plain, 'describe_instances') and hasattr(handed, 'run_instances'),
-    'stats_handler': handed.meta.events._emitter._unique_id_handlers.get('c7n-api-stats') is not None
+    'stats_handler':
+        handed.meta.events._emitter._unique_id_handlers.get('c7n-api-stats') is not None
                      or handed.meta.events._unique_id_handlers.get('c7n-api-stats') is not None,
 }))
 '''

@@ -30,9 +30,11 @@ def test_readme_documents_every_setting():
 @pytest.mark.parametrize('key,value,expected', [
     ('allowed_regions', 'us-east-1', 'allowed_regions: expected a list of region names'),
     ('allowed_regions', [], 'allowed_regions: the list is empty'),
-    ('allowed_regions', ['us-east-1', 'useast2'], "allowed_regions[1]: 'useast2' is not an AWS region"),
+    ('allowed_regions', ['us-east-1', 'useast2'],
+     "allowed_regions[1]: 'useast2' is not an AWS region"),
     ('incident_start', 'yesterday', "incident_start: 'yesterday' is not an ISO-8601 UTC timestamp"),
-    ('incident_start', '2026-11-28', "incident_start: '2026-11-28' is not an ISO-8601 UTC timestamp"),
+    ('incident_start', '2026-11-28',
+     "incident_start: '2026-11-28' is not an ISO-8601 UTC timestamp"),
     ('incident_start', '2026-11-28T09:30:00+02:00', 'is not an ISO-8601 UTC timestamp'),
     ('incident_start', '2026-13-28T09:30:00Z', 'is not a valid date and time'),
     ('known_users', 'alice', 'known_users: expected a list of names'),
@@ -42,8 +44,10 @@ def test_readme_documents_every_setting():
     ('stale_days', 'ninety', 'stale_days: expected a number greater than 0'),
     ('global_region', 'global', "global_region: 'global' is not an AWS region name"),
     ('key_grace_days', 1.5, 'key_grace_days: expected a whole number of days'),
-    ('evidence_bucket', 's3://evidence', "evidence_bucket: 's3://evidence' is not an S3 bucket name"),
-    ('expected_contacts', {'security': 'nobody'}, "expected_contacts.security: 'nobody' is not an email"),
+    ('evidence_bucket', 's3://evidence',
+     "evidence_bucket: 's3://evidence' is not an S3 bucket name"),
+    ('expected_contacts', {'security': 'nobody'},
+     "expected_contacts.security: 'nobody' is not an email"),
     ('expected_contacts', {'legal': 'a@b.c'}, 'expected_contacts.legal: unknown contact type'),
 ])
 def test_malformed_value_is_one_line_naming_the_key(tmp_path, key, value, expected):
@@ -61,7 +65,8 @@ def test_malformed_value_is_one_line_naming_the_key(tmp_path, key, value, expect
 def test_misspelt_key_is_rejected_with_a_suggestion(tmp_path):
     values = settings.load(VARS)
     values['alowed_regions'] = values.pop('allowed_regions')
-    with pytest.raises(settings.SettingsError, match="unknown setting 'alowed_regions'; did you mean 'allowed_regions'"):
+    with pytest.raises(settings.SettingsError,
+                       match="unknown setting 'alowed_regions'; did you mean 'allowed_regions'"):
         settings.validate(values, source='v.yml')
 
 
@@ -73,12 +78,14 @@ def test_unrelated_extra_key_allowed_unless_strict():
 
 
 def test_missing_required_key_names_it():
-    with pytest.raises(settings.SettingsError, match="required setting 'incident_start' is missing"):
+    with pytest.raises(settings.SettingsError,
+                       match="required setting 'incident_start' is missing"):
         settings.validate({'allowed_regions': ['us-east-1']}, source='v.yml')
 
 
 def test_defaults_fill_optional_keys_only_for_requested_names():
-    out = settings.validate({'incident_start': '2026-11-28T09:30:00Z'}, names=['incident_start', 'stale_days'])
+    out = settings.validate({'incident_start': '2026-11-28T09:30:00Z'},
+                            names=['incident_start', 'stale_days'])
     assert out == {'incident_start': '2026-11-28T09:30:00Z', 'stale_days': 90}
 
 
