@@ -24,14 +24,15 @@ from c7n.resources.iam import CredentialReport, UserAccessKey, resolve_credentia
 from c7n.utils import type_schema
 
 from custodian_ext.actions.core import (
-    DONE, FAILED, SKIPPED, PackAction, is_var_ref, result, utcnow, var_or)
+    DONE, FAILED, SKIPPED, PackAction, result, utcnow)
 from custodian_ext.filters.rotation import (
     DELETABLE_TAG, RECORD_TAG, TIME_FORMAT, DeactivatedKeys, check_days, format_record,
     parse_record, tag_value)
 from custodian_ext.registry import register_action
+from custodian_ext.settings import is_placeholder, or_placeholder
 
 INCIDENT_TAG = 'custodian-ext:incident'
-KEEP_SCHEMA = var_or({'type': 'array', 'items': {'type': 'string'}})
+KEEP_SCHEMA = or_placeholder({'type': 'array', 'items': {'type': 'string'}})
 
 
 def _user_tags(action, client, user):
@@ -82,7 +83,7 @@ class DeactivateAccessKeys(PackAction):
 
     schema = type_schema(
         'deactivate-access-keys', required=['grace-days'],
-        **{'grace-days': var_or({'type': 'number', 'minimum': 0}),
+        **{'grace-days': or_placeholder({'type': 'number', 'minimum': 0}),
            'keep': KEEP_SCHEMA,
            'incident-id': {'type': 'string'}})
     permissions = ('iam:UpdateAccessKey', 'iam:ListAccessKeys', 'iam:ListUserTags',
@@ -100,7 +101,7 @@ class DeactivateAccessKeys(PackAction):
         return self
 
     def process(self, resources):
-        if is_var_ref(self.data['grace-days']):
+        if is_placeholder(self.data['grace-days']):
             raise PolicyExecutionError(f"{self.type}: grace-days is {self.data['grace-days']}; "
                                        f"run with --vars-file")
         self.iam = self.client('iam')

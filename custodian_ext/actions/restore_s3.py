@@ -18,9 +18,9 @@ from c7n.utils import get_retry, local_session, type_schema
 
 from custodian_ext.actions.core import DONE, FAILED, SKIPPED, result
 from custodian_ext.actions.recovery import (
-    RECOVER_SCHEMA, RecoverAction, as_utc, iso, or_placeholder)
+    RECOVER_SCHEMA, RecoverAction, as_utc, iso)
 from custodian_ext.registry import register_action
-from custodian_ext.settings import SETTINGS, SettingsError, _continuation, _count
+from custodian_ext.settings import SETTINGS, SettingsError, or_placeholder
 
 log = logging.getLogger('custodian.ext.actions.restore_s3')
 
@@ -224,8 +224,8 @@ class RestoreObjectVersions(RecoverAction):
 
     def validate(self):
         super().validate()
-        self.option('max-objects', _count, DEFAULT_MAX_OBJECTS)
-        tokens = self.option('continuation', _continuation, {}) or {}
+        self.option('max-objects', 'restore_max_objects', DEFAULT_MAX_OBJECTS)
+        tokens = self.option('continuation', 'restore_continuation', {}) or {}
         for bucket, token in tokens.items():
             try:
                 data = decode_token(token)
@@ -244,8 +244,8 @@ class RestoreObjectVersions(RecoverAction):
         return self.data.get('prefix') or ''
 
     def process(self, resources):
-        self.remaining = self.option('max-objects', _count, DEFAULT_MAX_OBJECTS)
-        self.tokens_in = dict(self.option('continuation', _continuation, {}) or {})
+        self.remaining = self.option('max-objects', 'restore_max_objects', DEFAULT_MAX_OBJECTS)
+        self.tokens_in = dict(self.option('continuation', 'restore_continuation', {}) or {})
         self.tokens_out = {}
         try:
             return super().process(resources)
