@@ -183,6 +183,7 @@ class DeleteAccessKeys(PackAction):
             filters:
               - type: deactivated-keys
                 days: '{key_grace_days}'
+                keep: '{keep_access_keys}'
             actions:
               - delete-access-keys
     """

@@ -72,14 +72,12 @@ class DeactivatedKeys(Filter):
     .. code-block:: yaml
 
         policies:
-          - name: x1-delete-deactivated-keys
+          - name: x1-keys-past-their-grace-period
             resource: aws.iam-user
             filters:
               - type: deactivated-keys
                 days: '{key_grace_days}'
                 keep: '{keep_access_keys}'
-            actions:
-              - delete-access-keys
     """
 
     schema = type_schema(
