@@ -247,6 +247,7 @@ ROLE_NAME = Rule('string', pattern=r'^(?!arn:)(/[\w+=,.@-]+)*/?[\w+=,.@-]{1,64}$
                        'path/name), like {example}, not an ARN',
                  example='CustodianPackReact')
 NAME = Rule('string', pattern='.')  # not empty; reports its list's error
+COUNT = Rule('int', minimum=1, error='{key}: expected a whole number, 1 or more, got {value!r}')
 
 
 def names(example, what='names'):
@@ -366,10 +367,7 @@ SETTINGS = {s.name: s for s in (
             False,
             'X8: true makes the recover actions only report what they would restore '
             '(dry-run-report); `make recover-preview` sets it.'),
-    Setting('restore_max_objects',
-            Rule('int', minimum=1,
-                 error='{key}: expected a whole number, 1 or more, got {value!r}'),
-            50000,
+    Setting('restore_max_objects', COUNT, 50000,
             'X8: the most S3 objects (keys) restore-object-versions examines in one run; '
             'the run then records a continuation token per bucket.'),
     Setting('restore_continuation',
@@ -388,6 +386,9 @@ SETTINGS = {s.name: s for s in (
                  error='{key}: expected a whole number of minutes (0 or more), got {value!r}'),
             5,
             'X8: an RDS point-in-time restore goes to incident_start minus this many minutes.'),
+    Setting('object_scan_max_versions', COUNT, 100000,
+            'X8: the most object versions and delete markers the S3 deletes/overwrites check '
+            'reads per versioned bucket; a bucket with more is reported as cut short.'),
     Setting('react_role', ROLE_NAME, 'CustodianPackReact',
             'Real-time containment: the execution role of the policies/react functions '
             '(a name; it must exist in each account they are deployed to).'),

@@ -40,6 +40,10 @@ IAM_ONLY = {
     's3:DeleteObjectVersion': (
         's3:DeleteObject', 'Amazon S3 API Reference, DeleteObject: deleting a version '
                            'needs s3:DeleteObjectVersion'),
+    's3:GetLifecycleConfiguration': (
+        's3:GetBucketLifecycleConfiguration',
+        'Amazon S3 API Reference, GetBucketLifecycleConfiguration: "you must have '
+        'permission to perform the s3:GetLifecycleConfiguration action"'),
     's3:GetEncryptionConfiguration': (
         's3:GetBucketEncryption', 'Amazon S3 API Reference, GetBucketEncryption: "you must '
                                   'have the s3:GetEncryptionConfiguration permission"'),

@@ -64,6 +64,8 @@ MALFORMED = [
     ('cost_min_amount', True, 'cost_min_amount: expected a number greater than 0'),
     ('restore_preview', 'yes', "restore_preview: expected true or false, got 'yes'"),
     ('restore_max_objects', 0, 'restore_max_objects: expected a whole number, 1 or more'),
+    ('object_scan_max_versions', 2.5,
+     'object_scan_max_versions: expected a whole number, 1 or more, got 2.5'),
     ('restore_continuation', ['x'],
      'restore_continuation: expected a mapping of bucket name to the continuation token'),
     ('restore_continuation', {'Bad_Bucket': 'abc'},
