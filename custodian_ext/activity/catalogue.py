@@ -270,8 +270,11 @@ def _check_condition(cond):
         op, arg = next(iter(cond.items()))
         if op == 'exists' and not isinstance(arg, bool):
             return "exists takes true or false"
-        if op in ('prefix', 'contains') and not isinstance(arg, str):
-            return f"{op} takes a string"
+        if op == 'contains' and not isinstance(arg, str):
+            return "contains takes a string"
+        if op == 'prefix' and not (isinstance(arg, str) or (
+                isinstance(arg, list) and arg and all(isinstance(a, str) for a in arg))):
+            return "prefix takes a string or a list of strings"
         if op == 'in' and not (isinstance(arg, list) and arg):
             return "in takes a list of values"
         if op == 'not':
@@ -323,7 +326,8 @@ def _condition_holds(values, cond):
         if op == 'in':
             return any(_equal(v, c) for v in values for c in arg)
         if op == 'prefix':
-            return any(isinstance(v, str) and v.startswith(arg) for v in values)
+            prefixes = tuple(arg) if isinstance(arg, list) else (arg,)
+            return any(isinstance(v, str) and v.startswith(prefixes) for v in values)
         if op == 'contains':
             return any(isinstance(v, str) and arg in v for v in values)
         if op == 'not':
