@@ -256,13 +256,43 @@ def _permission_items(params, prefixes):
     return {'items': items}
 
 
+def _nest(params):
+    """Dotted EC2 query keys as CloudTrail's nesting: ``ipPermissions.1.ipRanges.1.cidrIp``
+    -> ``{"ipPermissions": {"items": [{"ipRanges": {"items": [{"cidrIp": ...}]}}]}}``."""
+    tree = {}
+    for key, value in params.items():
+        node, parts = tree, key.split('.')
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                break
+        else:
+            node[parts[-1]] = int(value) if parts[-1] in ('fromPort', 'toPort') \
+                and str(value).lstrip('-').isdigit() else value
+
+    def items(node):
+        if not isinstance(node, dict):
+            return node
+        if node and all(k.isdigit() for k in node):
+            return {'items': [items(node[k]) for k in sorted(node, key=int)]}
+        return {k: items(v) for k, v in node.items()}
+    return items(tree)
+
+
+SECURITY_GROUP_RULE_CALLS = ('AuthorizeSecurityGroupIngress', 'AuthorizeSecurityGroupEgress',
+                             'RevokeSecurityGroupIngress', 'RevokeSecurityGroupEgress')
+
+
 def _cloudtrail_shape(action, params):
-    """Request parameters of EC2 attribute calls as CloudTrail writes them (AWS's records:
-    ``"userData": "<sensitiveDataRemoved>"``, ``"createVolumePermission": {"add":
-    {"items": [{"userId": ...}]}}``, ``"launchPermission": {"add": ...}}``), not as the
+    """Request parameters of EC2 attribute and security group rule calls as CloudTrail writes
+    them (AWS's records: ``"userData": "<sensitiveDataRemoved>"``, ``"createVolumePermission":
+    {"add": {"items": [{"userId": ...}]}}``, ``"launchPermission": {"add": ...}}``,
+    ``"ipPermissions": {"items": [{"ipRanges": {"items": [{"cidrIp": ...}]}}]}``), not as the
     query string moto parses."""
     if not isinstance(params, dict):
         return params
+    if action in SECURITY_GROUP_RULE_CALLS:
+        return _nest(params)
     if action == 'ModifyInstanceAttribute':
         out = {k: v for k, v in params.items() if '.' not in k}
         for k, v in params.items():

@@ -89,6 +89,20 @@ def test_ec2_attribute_changes_are_recorded_as_cloudtrail_writes_them(aws):
     assert cat.classify(ami).id == 'ec2-share-ami'
 
 
+def test_security_group_rules_are_recorded_as_cloudtrail_writes_them(aws):
+    ec2 = aws.client('ec2')
+    vpc = ec2.describe_vpcs()['Vpcs'][0]['VpcId']
+    sg = ec2.create_security_group(GroupName='debug', Description='d', VpcId=vpc)['GroupId']
+    ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[{
+        'IpProtocol': 'tcp', 'FromPort': 22, 'ToPort': 22,
+        'IpRanges': [{'CidrIp': '10.0.0.0/8'}, {'CidrIp': '0.0.0.0/0'}]}])
+    (rec, _), = _records(aws, EventName='AuthorizeSecurityGroupIngress')
+    assert rec['requestParameters'] == {'groupId': sg, 'ipPermissions': {'items': [{
+        'ipProtocol': 'tcp', 'fromPort': 22, 'toPort': 22,
+        'ipRanges': {'items': [{'cidrIp': '10.0.0.0/8'}, {'cidrIp': '0.0.0.0/0'}]}}]}}
+    assert catalogue.load().classify(rec).id == 'ec2-security-group-open-to-world'
+
+
 def test_created_instances_volumes_and_images_are_named_in_resources(aws):
     """LookupEvents lists what RunInstances, CreateVolume and CreateImage created."""
     ec2 = aws.client('ec2')
