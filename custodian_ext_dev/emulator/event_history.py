@@ -322,10 +322,7 @@ def _cloudtrail_shape(action, params):
             if k.endswith('.value'):
                 name = k[:-len('.value')]
                 out[name] = '<sensitiveDataRemoved>' if name == 'userData' else {'value': v}
-        if params.get('attribute') == 'userData' and 'value' in params:
-            out.pop('value')
-            out['userData'] = '<sensitiveDataRemoved>'
-        return out
+        return out  # the attribute form (attribute: userData, value): see _ec2_user_data
     if action in ('ModifySnapshotAttribute', 'ModifyImageAttribute'):
         attr = 'createVolumePermission' if action == 'ModifySnapshotAttribute' \
             else 'launchPermission'

@@ -54,6 +54,7 @@ def test_ec2_attribute_changes_are_recorded_as_cloudtrail_writes_them(aws):
     ec2.modify_instance_attribute(InstanceId=iid, UserData={
         'Value': base64.b64encode(b'#!/bin/sh\necho hi\n')})
     ec2.modify_instance_attribute(InstanceId=iid, DisableApiTermination={'Value': True})
+    ec2.modify_instance_attribute(InstanceId=iid, Attribute='userData', Value='#!/bin/sh')
     vol = ec2.create_volume(AvailabilityZone='us-east-1a', Size=1)['VolumeId']
     snap = ec2.create_snapshot(VolumeId=vol)['SnapshotId']
     ec2.modify_snapshot_attribute(SnapshotId=snap, Attribute='createVolumePermission',
@@ -69,7 +70,11 @@ def test_ec2_attribute_changes_are_recorded_as_cloudtrail_writes_them(aws):
     assert user_data['requestParameters'] == {'instanceId': iid,
                                               'userData': '<sensitiveDataRemoved>'}
     assert cat.classify(user_data).id == 'ec2-modify-user-data'
-    other = next(r for r in modify if 'userData' not in r['requestParameters'])
+    attribute = next(r for r in modify if r['requestParameters'].get('attribute'))
+    assert attribute['requestParameters'] == {'instanceId': iid, 'attribute': 'userData',
+                                              'value': '<sensitiveDataRemoved>'}
+    assert cat.classify(attribute).id == 'ec2-modify-user-data-attribute'
+    other = next(r for r in modify if 'disableApiTermination' in r['requestParameters'])
     assert other['requestParameters']['disableApiTermination'] == {'value': 'true'}
     assert cat.classify(other) is None
 
