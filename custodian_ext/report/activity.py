@@ -116,7 +116,7 @@ def _event_doc(ev):
         'technique': ev.get('Technique') or None,
         'severity': ev.get('Severity') if ev.get('Severity') in SEVERITIES else None,
         'catalogue_id': ev.get('CatalogueId') or None,
-        'title': _title(ev.get('CatalogueId')),
+        'title': ev.get('Title') or _title(ev.get('CatalogueId')),
         'sources': [source] if source else [],
         'findings': [],
         '_credential': _str(suspect.get('Credential')) or _str(ev.get('AccessKeyId'))
@@ -195,8 +195,14 @@ def build(runs, findings, contained):
     _link_findings(suspects, finding_resources, by_id)
     _link_contained(suspects, runs, contained)
 
-    ordered = sorted(suspects.values(),
-                     key=lambda s: (s['first_seen'] or '', s['account'], s['credential']))
+    # Lanes: each first suspect, then the session keys and roles it led to (its chain).
+    starts = {}
+    for s in suspects.values():
+        root = (s['account'], s['via'][0])
+        starts[root] = min(starts.get(root, s['first_seen'] or ''), s['first_seen'] or '')
+    ordered = sorted(suspects.values(), key=lambda s: (
+        starts[(s['account'], s['via'][0])], s['account'], s['via'][0], len(s['via']),
+        s['first_seen'] or '', s['credential']))
     for s in ordered:
         for ev in s['timeline']:
             ev.pop('_credential', None)
@@ -277,6 +283,8 @@ def _suspect(account, credential, evs):
             reasons_seen.append(e['_reason'])
     return {
         'credential': credential,
+        'kind': ('session' if credential.startswith('ASIA') else
+                 'key' if credential.startswith('AKIA') else 'principal'),
         'account': account,
         'account_id': account_id,
         'reason': '; '.join(reasons_seen) or None,
@@ -350,7 +358,8 @@ def _link_contained(suspects, runs, contained):
             extra_keys.setdefault((run.policy, run.account, str(res.get('resource_id'))),
                                   []).append(blob)
     for s in suspects.values():
-        keys = set(s['via']) | set(s['access_keys']) | {s['credential']}
+        # Its own keys only: deactivating the key that opened a session does not end it.
+        keys = set(s['access_keys']) | {s['credential']}
         names = set(keys)
         for p in s['principals']:
             names |= _principal_names(p)

@@ -17,9 +17,10 @@ Then, in-process through c7n-org's own ``run_account`` (the function its workers
 - ``r2-2-suspect-activity``, a fixture-only policy on ``aws.account-region`` whose filter
   stands in for the activity filter being written separately (issue #14): suspects are the
   keys of users carrying AWS's quarantine marker, followed through AssumeRole to the
-  temporary keys they got; their events since incident_start come from LookupEvents and are
-  classified with the pack's catalogue; the annotations have the shared shape (HELPERS.md):
-  ``c7n:activity`` and ``c7n:activity-coverage``;
+  temporary keys they got (each its own suspect credential, with the chain in ``Via``, as
+  the activity filter does); their events since incident_start come from LookupEvents and
+  are classified with the pack's catalogue; the annotations have the shared shape
+  (HELPERS.md): ``c7n:activity`` and ``c7n:activity-coverage``;
 - respond runs: deploy-bot's keys deactivated (a fixture action, as in
   generate_report_fixture.py), the backdoor user's keys deactivated, and the miner's
   snapshot-then-terminate in --dryrun.
@@ -146,13 +147,14 @@ def register_standins():
                         temp = ((rec.get('responseElements') or {}).get('credentials') or {}
                                 ).get('accessKeyId')
                         if temp:
-                            chain[temp] = (key, reason, [key, temp])
+                            chain[temp] = (temp, f"temporary credentials {key} obtained with "
+                                                 f"{rec['eventName']}", [key, temp])
             trail = session.client('cloudtrail', region_name=region)
             cat = catalogue.load()
             events = []
-            for key, (root, reason, via) in chain.items():
+            for key, (credential, reason, via) in chain.items():
                 for rec, raw in self._lookup(trail, key, start, raw=True):
-                    events.append(self._event(rec, raw, cat, root, reason, via))
+                    events.append(self._event(rec, raw, cat, credential, reason, via))
             events.sort(key=lambda e: e['EventTime'])
             for r in resources:
                 r['c7n:activity'] = events
@@ -190,7 +192,7 @@ def register_standins():
                     return
                 kw['NextToken'] = page['NextToken']
 
-        def _event(self, rec, raw, cat, root, reason, via):
+        def _event(self, rec, raw, cat, credential, reason, via):
             c = cat.classify(rec)
             ident = rec.get('userIdentity') or {}
             return {
@@ -207,7 +209,8 @@ def register_standins():
                 'Technique': c.technique if c else None,
                 'Severity': c.severity if c else None,
                 'CatalogueId': c.id if c else None,
-                'Suspect': {'Credential': root, 'Reason': reason, 'Via': via},
+                'Title': c.title if c else None,
+                'Suspect': {'Credential': credential, 'Reason': reason, 'Via': via},
                 'Source': 'event-history'}
 
     register('action', 'fixture-deactivate-keys', DeactivateKeys, ['iam-user'])
@@ -333,8 +336,10 @@ def main():
         variables = story.demo_vars(start)
         os.environ.update(emu.env())
         os.environ['HOME'] = work
-        import custodian_ext  # noqa: F401
         from c7n_org.cli import run_account
+
+        import custodian_ext.patches
+        custodian_ext.patches.install('c7n-org')  # as the stock c7n-org loads the pack
         register_standins()
         accounts = [{'name': name, 'account_id': acct.id, 'vars': variables,
                      'role': f'arn:aws:iam::{acct.id}:role/OrganizationAccountAccessRole'}
