@@ -84,6 +84,9 @@ RESPONSE_RESOURCES = {
     ('iam', 'CreatePolicy'): [('arn', 'AWS::IAM::Policy')],
     ('ec2', 'CreateSnapshot'): [('snapshotId', 'AWS::EC2::Snapshot')],
     ('ec2', 'CreateSecurityGroup'): [('groupId', 'AWS::EC2::SecurityGroup')],
+    ('ec2', 'RunInstances'): [('instanceId', 'AWS::EC2::Instance')],
+    ('ec2', 'CreateVolume'): [('volumeId', 'AWS::EC2::Volume')],
+    ('ec2', 'CreateImage'): [('imageId', 'AWS::EC2::Ami')],
 }
 
 _lock = threading.Lock()
@@ -263,6 +266,87 @@ def _request_parameters(resp):
     return params
 
 
+def _permission_items(params, prefixes):
+    """EC2 query lists (UserId.1, Group.1, or LaunchPermission.Add.1.Group) as CloudTrail's
+    ``{"items": [{"userId": ...}, {"group": ...}]}``."""
+    items = []
+    for k in sorted(params):
+        for prefix in prefixes:
+            if k.startswith(prefix) and k[len(prefix):].split('.')[0].isdigit():
+                field = k.rsplit('.', 1)[-1] if k.count('.') > prefix.count('.') else \
+                    prefix.rstrip('.').rsplit('.', 1)[-1]
+                items.append({lower_camel(field): params[k]})
+    return {'items': items}
+
+
+def _nest(params):
+    """Dotted EC2 query keys as CloudTrail's nesting: ``ipPermissions.1.ipRanges.1.cidrIp``
+    -> ``{"ipPermissions": {"items": [{"ipRanges": {"items": [{"cidrIp": ...}]}}]}}``."""
+    tree = {}
+    for key, value in params.items():
+        node, parts = tree, key.split('.')
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                break
+        else:
+            node[parts[-1]] = int(value) if parts[-1] in ('fromPort', 'toPort') \
+                and str(value).lstrip('-').isdigit() else value
+
+    def items(node):
+        if not isinstance(node, dict):
+            return node
+        if node and all(k.isdigit() for k in node):
+            return {'items': [items(node[k]) for k in sorted(node, key=int)]}
+        return {k: items(v) for k, v in node.items()}
+    return items(tree)
+
+
+SECURITY_GROUP_RULE_CALLS = ('AuthorizeSecurityGroupIngress', 'AuthorizeSecurityGroupEgress',
+                             'RevokeSecurityGroupIngress', 'RevokeSecurityGroupEgress')
+
+
+def _cloudtrail_shape(action, params):
+    """Request parameters of EC2 attribute and security group rule calls as CloudTrail writes
+    them (AWS's records: ``"userData": "<sensitiveDataRemoved>"``, ``"createVolumePermission":
+    {"add": {"items": [{"userId": ...}]}}``, ``"launchPermission": {"add": ...}}``,
+    ``"ipPermissions": {"items": [{"ipRanges": {"items": [{"cidrIp": ...}]}}]}``), not as the
+    query string moto parses."""
+    if not isinstance(params, dict):
+        return params
+    if action in SECURITY_GROUP_RULE_CALLS:
+        return _nest(params)
+    if action == 'ModifyInstanceAttribute':
+        out = {k: v for k, v in params.items() if '.' not in k}
+        for k, v in params.items():
+            if k.endswith('.value'):
+                name = k[:-len('.value')]
+                out[name] = '<sensitiveDataRemoved>' if name == 'userData' else {'value': v}
+        return out  # the attribute form (attribute: userData, value): see _ec2_user_data
+    if action in ('ModifySnapshotAttribute', 'ModifyImageAttribute'):
+        attr = 'createVolumePermission' if action == 'ModifySnapshotAttribute' \
+            else 'launchPermission'
+        out = {k: v for k, v in params.items()
+               if '.' not in k and k not in ('attribute', 'operationType')}
+        perms = {}
+        op = params.get('operationType')
+        if op in ('add', 'remove'):
+            found = _permission_items(params, ('userId.', 'group.'))
+            if found['items']:
+                perms[op] = found
+        for verb in ('add', 'remove'):
+            found = _permission_items(params, (f'{attr}.{verb.capitalize()}.',
+                                               f'{attr}.{verb}.'))
+            if found['items']:
+                perms[verb] = found
+        if perms:
+            out[attr] = perms
+            out['attributeType'] = 'CREATE_VOLUME_PERMISSION' \
+                if action == 'ModifySnapshotAttribute' else 'launchPermission'
+        return out
+    return params
+
+
 def _response_elements(body):
     if not body or len(body) > 65536:
         return None
@@ -357,7 +441,13 @@ def _event_source(resp):
         prefix = get_service_model(resp.boto3_service_name).endpoint_prefix
     except Exception:
         prefix = resp.boto3_service_name or resp.service_name
-    return f'{prefix}.amazonaws.com'
+    return f'{EVENT_SOURCES.get(prefix, prefix)}.amazonaws.com'
+
+
+CREDENTIAL_STS = {'AssumeRole', 'AssumeRoleWithSAML', 'AssumeRoleWithWebIdentity',
+                  'GetFederationToken', 'GetSessionToken'}
+# Event sources CloudTrail names differently from the API's endpoint prefix.
+EVENT_SOURCES = {'email': 'ses'}
 
 
 def is_read_only(service, action):
@@ -383,7 +473,7 @@ def record_call(resp, status, body):
         action=action, access_key=resp.access_key,
         partition=getattr(resp, 'partition', 'aws') or 'aws',
         request=getattr(resp, 'normalized_request', None),
-        params=_request_parameters(resp), status=status, body=body)
+        params=_cloudtrail_shape(action, _request_parameters(resp)), status=status, body=body)
 
 
 def record_event(account_id, region, service, usage_namespace, event_source, action,
@@ -395,7 +485,10 @@ def record_event(account_id, region, service, usage_namespace, event_source, act
     ident = identity(account_id, access_key, partition)
     read_only = is_read_only(service, action)
     ok = int(status) < 400
-    response = _response_elements(body) if ok and not read_only else None
+    # CloudTrail keeps the response of write calls, and of the read-only STS calls that
+    # hand out credentials (their new access key id, the link from a key to its sessions).
+    keeps_response = not read_only or (service == 'sts' and action in CREDENTIAL_STS)
+    response = _response_elements(body) if ok and keeps_response else None
     now = utcnow()
     headers = getattr(request, 'headers', None) or {}
     event = {
