@@ -308,8 +308,10 @@ class ObjectChangesNotCheckable(Filter):
         if region not in self.trails_in:
             client = self.session.client('cloudtrail', region_name=region)
             try:
+                # includeShadowTrails defaults to true; the call c7n's aws.cloudtrail
+                # listing makes, so the run answers it once (runcache.SHARED_READS)
                 self.trails_in[region] = (self.manager.retry(
-                    client.describe_trails, includeShadowTrails=True).get('trailList') or [], None)
+                    client.describe_trails).get('trailList') or [], None)
             except ClientError as e:
                 error = f"{_code(e)}: {e.response['Error'].get('Message', '')}"
                 self.trails_in[region] = ([], error)
