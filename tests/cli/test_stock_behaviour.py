@@ -494,7 +494,7 @@ def cached(worlds):
 
 @pytest.fixture(scope='module')
 def org(worlds):
-    """c7n-org validate and run of the corpus (as one -u file) on one account each."""
+    """c7n-org validate (of ``sample()``) and run (of the corpus, as one -u file), one account."""
     w = worlds('org')
     for side in w.sides.values():
         side.files['bundle'] = bundle(SWEEP, os.path.join(side.base, 'corpus.yml'))
