@@ -18,8 +18,9 @@ times) a placeholder. One world (a pair of accounts) per acting sweep, so that
 a difference in one sweep does not leak into another's comparison; the probes
 that follow the main sweep only read.
 
-Differences are marked ``xfail(strict=True)``: they fail today, and pass (so
-the mark must go) once the pack applies its checks to its own policies only.
+Differences still there are marked ``xfail(strict=True)``: they fail today, and pass
+(so the mark must go) once the pack leaves stock policies alone there too. The tests
+without a mark guard differences the patch table removed (their docstrings say which).
 """
 import concurrent.futures
 import json
@@ -47,7 +48,6 @@ REGIONS = ['us-east-1', 'us-west-2']
 PARTNER = '111111111111'   # whitelisted in the corpus
 STRANGER = '999999999999'  # not whitelisted
 VARIANTS = ('pack', 'stock')
-KNOWN = 'known defect; fixed by the patch table (lead)'
 NEW = 'found by tests/data/stock, not yet fixed'
 
 # Policies that read what an earlier policy of their file changed, and the acting
@@ -527,6 +527,24 @@ def test_corpus_is_stock():
         assert not set(_load(os.path.join(STOCK, 'vars', name))) & set(settings.SETTINGS), name
 
 
+@pytest.mark.parametrize('program', ['custodian', 'c7n-org'])
+def test_the_pack_is_loaded_in_the_pack_variant_only(worlds, program):
+    """The control that gives "the same" its meaning: a policy using a pack filter validates
+    with the pack and fails stock, in both console scripts."""
+    def args(side, out):
+        path = os.path.join(side.base, 'pack-filter.yml')
+        with open(path, 'w') as fh:
+            yaml.safe_dump({'policies': [{'name': 'uses-a-pack-filter', 'resource': 'aws.iam-user',
+                                          'filters': [{'type': 'quarantine-marker'}]}]}, fh)
+        if program == 'custodian':
+            return ['custodian', 'validate', path]
+        return ['c7n-org', 'validate', '-c', accounts_file(side, 'control'), '-u', path]
+    r = worlds('main').run(f'{program}-control', args)
+    assert r['pack'].returncode == 0, r['pack'].stderr[-3000:]
+    assert r['stock'].returncode != 0 and 'quarantine-marker' in r['stock'].stderr, \
+        r['stock'].stderr[-3000:]
+
+
 def test_validate_is_unchanged(main):
     r = main.runs['validate']
     assert r['stock'].returncode == 0, r['stock'].stderr[-3000:]
@@ -607,27 +625,26 @@ def test_periodic_mode_provisions_the_same_function(main):
 
 # -- probes after the main sweep (they only read) ----------------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    f"{KNOWN}: `custodian run` calls sts:GetCallerIdentity before any policy, for any "
-    f"policy file, and stops with one line when it fails; stock c7n runs the policies "
-    f"(all of them, when only STS is unreachable; each failing, exit 2, when nothing is)"))
 @pytest.mark.parametrize('unreachable', ['sts', 'every-endpoint'])
 def test_run_when_sts_cannot_be_reached(main, unreachable):
+    """Stock c7n runs the policies (all of them when only STS is unreachable; each failing,
+    exit 2, when nothing is). Before the patch table the pack called sts:GetCallerIdentity
+    first, for any policy file, and stopped with one line (exit 1, no policy folders)."""
     key = 'AWS_ENDPOINT_URL_STS' if unreachable == 'sts' else 'AWS_ENDPOINT_URL'
     closed = closed_endpoint()
     r = main.run(f'no-{unreachable}', lambda s, out: [
         'custodian', 'run', '-s', out, '--cache-period', '0', '--vars-file',
-        write_vars(s, 'cache0')] + region_args() + READ_ONLY,
+        write_vars(s, 'cache0'), '-r', 'us-east-1'] + READ_ONLY,
         env=lambda s: dict(s.env, **{key: closed}))
     if unreachable == 'sts':
         assert r['stock'].returncode == 0, r['stock'].stderr[-3000:]
     assert_same(r, main, f'custodian run, {unreachable} unreachable')
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    f"{NEW}: for a stock policy its conditions skip, the pack's Policy.is_runnable hook "
-    f"writes skipped.json and metadata.json where stock c7n writes nothing"))
 def test_policy_skipped_by_its_conditions_leaves_no_folder(main):
+    """Stock c7n writes nothing for a policy its conditions skip. Before the patch table
+    the pack wrote skipped.json and metadata.json for it too (only the pack's policies
+    need the skip record)."""
     r = main.run('conditions', lambda s, out: [
         'custodian', 'run', '-s', out, '--cache-period', '0'] + region_args()
         + [os.path.join(PROBES, 'conditions.yml')])
@@ -647,11 +664,10 @@ def test_vars_file_key_close_to_a_setting_name(main):
     assert_same(r, main, 'custodian run --vars-file with trusted_account')
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    f"{NEW}: `custodian run FOLDER` runs, with the pack, only the folder's top-level "
-    f"*.yml files (the pack's policy_files); stock c7n's loader also runs *.json files "
-    f"and those in subfolders"))
 def test_run_of_a_folder(main):
+    """c7n's folder loader also runs *.json files and those in subfolders. Before the patch
+    table the pack replaced a folder by its top-level *.yml files, silently running fewer
+    policies (and metadata.json's configs listed the files)."""
     def folder_run(side, out):
         folder = os.path.join(side.base, 'policy-folder')
         shutil.rmtree(folder, ignore_errors=True)
@@ -660,7 +676,7 @@ def test_run_of_a_folder(main):
         shutil.copy(os.path.join(STOCK, 'cloudtrail.yml'), os.path.join(folder, 'more'))
         with open(os.path.join(folder, 'lambda.json'), 'w') as fh:
             json.dump(_load(os.path.join(STOCK, 'lambda.yml')), fh)
-        return ['custodian', 'run', '-s', out, '--cache-period', '0'] + region_args() + [folder]
+        return ['custodian', 'run', '-s', out, '--cache-period', '0', '-r', 'us-east-1', folder]
     r = main.run('folder', folder_run)
     assert {os.path.basename(k) for k in policy_dirs(r['stock'].out)} == set(
         policy_names([os.path.join(STOCK, f) for f in ('ebs.yml', 'cloudtrail.yml',
@@ -668,11 +684,9 @@ def test_run_of_a_folder(main):
     assert_same(r, main, 'custodian run FOLDER')
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    f"{NEW}: `custodian validate FOLDER` validates the folder's files with the pack (exit "
-    f"0); stock c7n fails on it (IsADirectoryError, exit 1). An extension, not a break: "
-    f"keep it and drop this test, or make it the pack's only"))
 def test_validate_of_a_folder(main):
+    """Stock `custodian validate FOLDER` fails (IsADirectoryError, exit 1). Before the patch
+    table the pack validated the folder's files (exit 0) whatever they held."""
     r = main.run('validate-folder', lambda s, out: ['custodian', 'validate', PROBES])
     assert_same(r, main, 'custodian validate FOLDER')
 
@@ -714,23 +728,22 @@ def test_c7n_org_run_is_unchanged_for_policies_that_do_not_follow_actions(org):
     assert_same(r, org, 'c7n-org run', exclude=READS_AFTER_ACTS)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    f"{KNOWN}: c7n-org calls Policy.run (c7n: run = __call__), which the pack's wrapper of "
-    f"__call__ misses, so an acting policy is not kept out of the per-account-region cache "
-    f"and a read after it answers from before the action"))
 def test_c7n_org_reads_after_actions_see_the_changes(org):
+    """c7n-org calls Policy.run (c7n: ``run = __call__``). Before the patch table the pack
+    wrapped __call__ only, so under c7n-org an acting policy was not kept out of the
+    per-account-region cache: reads after tag/remove-tag/mark-for-op/remove-keys answered
+    from before the action, and remove-tag and stop then acted on nothing."""
     r = org.runs['org-run']
     assert_same(r, org, 'c7n-org run', only=READS_AFTER_ACTS)
     assert org.effects['org']['pack'] == org.effects['org']['stock']
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    f"{KNOWN}: a c7n-org run/validate whose -p/-l selects nothing exits 1 with the pack "
-    f"(its selection check), 0 stock (nothing to do)"))
 @pytest.mark.parametrize('command,selection', [
     ('run', ['-p', 'no-such-policy']), ('run', ['-l', 'no-such-tag']),
     ('validate', ['-p', 'no-such-policy']), ('validate', ['-l', 'no-such-tag'])])
 def test_c7n_org_selection_of_nothing(org, command, selection):
+    """Stock: nothing to do, exit 0. Before the patch table the pack's selection check
+    exited 1 ("-p no-such-policy: no policy of that name in ...")."""
     def args(side, out):
         cmd = ['c7n-org', command, '-c', side.files['accounts'], '-u', side.files['bundle']]
         return cmd + (['-s', out] if command == 'run' else []) + selection
@@ -739,12 +752,11 @@ def test_c7n_org_selection_of_nothing(org, command, selection):
     assert_same(r, org, f"c7n-org {command} {' '.join(selection)}")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    f"{KNOWN}: `c7n-org run` checks the caller's credentials with sts:GetCallerIdentity "
-    f"before any worker starts, and stops with one line; stock c7n-org runs each account "
-    f"and logs each policy's error (the same exit status, no policy folders with the pack)"))
 @pytest.mark.parametrize('unreachable', ['sts', 'every-endpoint'])
 def test_c7n_org_run_when_sts_cannot_be_reached(org, unreachable):
+    """Stock c7n-org runs each account and logs each policy's error (exit 1, a folder per
+    policy). Before the patch table the pack checked the caller's credentials with
+    sts:GetCallerIdentity before any worker and stopped with one line (no folders)."""
     key = 'AWS_ENDPOINT_URL_STS' if unreachable == 'sts' else 'AWS_ENDPOINT_URL'
     closed = closed_endpoint()
     r = org.run(f'org-no-{unreachable}', lambda s, out: [
