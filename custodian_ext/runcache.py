@@ -45,7 +45,16 @@ import threading
 from c7n import cache as c7n_cache
 
 _lock = threading.Lock()
-_state = {'scope': None, 'data': {}, 'acting': 0}
+_state = {'scope': None, 'data': {}, 'acting': 0, 'enabled': True}
+
+
+def use_for_run(enabled):
+    """Whether this run uses the pack's cache (True) or c7n's own (False).
+
+    Runs that hold none of the pack's policies keep c7n's file cache, its key
+    and its ``--cache-period``, so stock Custodian behaves exactly as before.
+    """
+    _state['enabled'] = bool(enabled)
 
 
 def scope_of(config):
@@ -56,6 +65,12 @@ def clear():
     with _lock:
         _state['scope'] = None
         _state['data'] = {}
+
+
+def reset():
+    """Back to a fresh process: empty, and in use (the patches were undone)."""
+    clear()
+    _state['enabled'] = True
 
 
 def bypassed():
@@ -157,7 +172,7 @@ def shared_read(client, operation, params, call):
 def run_cache_factory(original):
     """``c7n.cache.factory``: the run's in-memory cache instead of c7n's file cache."""
     def factory(config):
-        if not config:
+        if not config or not _state['enabled']:
             return original(config)
         return RunCache(config)
     return factory
@@ -166,6 +181,8 @@ def run_cache_factory(original):
 def query_in_cache_key(original):
     def get_cache_key(self, query):
         key = original(self, query)
+        if not _state['enabled']:
+            return key
         # c7n's key leaves out the policy's `query:` block, which can change
         # what is fetched: two S3 policies with different `augment-keys`
         # would otherwise share one listing, augmented for only one of them.

@@ -141,7 +141,7 @@ def uninstall():
         _program[0] = None
     import custodian_ext.perf as perf
     import custodian_ext.runcache as runcache
-    runcache.clear()
+    runcache.reset()
     perf.reset()
 
 

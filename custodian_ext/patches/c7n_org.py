@@ -54,9 +54,11 @@ def checked_init(original):
         import custodian_ext.patches as patches
         import custodian_ext.perf as perf
         from custodian_ext.preflight import check_org_credentials
+        import custodian_ext.runcache as runcache
         bound = signature.bind(*args, **kw)
         config, use = bound.arguments['config'], bound.arguments.get('use')
         if not _uses_pack(use):
+            runcache.use_for_run(False)  # c7n's own cache, as stock (workers inherit it)
             return original(*args, **kw)
         try:
             try:

@@ -16,9 +16,10 @@ from custodian_ext.errors import PackError
 def checked_vars_file(original):
     """``c7n.commands._load_vars``: types and misspelt keys of the pack's settings."""
     def load_vars(options):
+        from custodian_ext.policyfiles import any_pack_policy, read_policies
         values = original(options)
-        if values is None:
-            return values
+        if values is None or not any_pack_policy(read_policies(options.configs)):
+            return values  # stock policies: their vars are c7n's business
         # Required keys are checked once we know which settings the policies use.
         present = [k for k in values if k in settings.SETTINGS]
         return settings.validate(values, source=options.vars_file, names=present)
@@ -38,8 +39,10 @@ def checked_run(original):
         from custodian_ext.policyfiles import any_pack_policy, policy_files, read_policies
         from custodian_ext.preflight import preflight
         from custodian_ext.regions import place_global_region
+        import custodian_ext.runcache as runcache
         policies = read_policies(options.configs)
         if not any_pack_policy(policies):
+            runcache.use_for_run(False)  # c7n's own cache, as stock
             return original(options)
         # Settings first: a bad vars file stops the run before any API call.
         values = c7n_commands._load_vars(options) or {}
