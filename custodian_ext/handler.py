@@ -5,10 +5,19 @@ so the pack's filters would be unknown when the policy in ``config.json``
 is loaded. This one imports the pack first. In Lambda ``sys.argv`` is not a
 Custodian console script, so only the hooks every runtime needs are
 installed (settings checks, ``skipped.json``), not the CLI's.
+
+With ``securityhub_export: true`` in its settings (substituted into the
+policy's ``execution-options`` at deploy), a function imports what its run
+found into AWS Security Hub afterwards
+(``custodian_ext.report.securityhub.export_lambda_runs``).
 """
 import custodian_ext  # noqa: F401  registers the pack's filters and actions
 from c7n import handler
 
 
 def run(event, context):
-    return handler.dispatch_event(event, context)
+    from custodian_ext.report import securityhub
+    with securityhub.recording() as ran:
+        result = handler.dispatch_event(event, context)
+    securityhub.export_lambda_runs(ran)
+    return result

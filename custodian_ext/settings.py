@@ -339,6 +339,13 @@ SETTINGS = {s.name: s for s in (
             'an SQS queue (c7n-mailer reads either). Required to deploy them.'),
     Setting('notify_to', _recipients, [],
             'Recipients c7n-mailer delivers the react notices to (emails, Slack webhooks, ...).'),
+    Setting('triage_critical_max_days', _count, 7,
+            'The longest a triage entry (policies/triage.yml) may accept a critical finding: '
+            'an entry expiring later leaves critical findings open.'),
+    Setting('securityhub_export', _boolean, False,
+            'Periodic and react Lambda functions import their findings into AWS Security Hub '
+            'in their own account and region after each run, and mark the ones no longer seen '
+            'resolved.'),
 )}
 
 
