@@ -198,11 +198,11 @@ class RateLimiter:
                 now = self.clock()
                 tokens, last = self.buckets.get((key, operation), (float(burst), now))
                 tokens = min(float(burst), tokens + (now - last) * rate)
-                if tokens >= 1:
-                    self.buckets[(key, operation)] = (tokens - 1, now)
+                if tokens >= 1 - 1e-9:  # (floating point: 0.1 s x 10/s may be 0.999...)
+                    self.buckets[(key, operation)] = (max(tokens - 1, 0.0), now)
                     return
                 self.buckets[(key, operation)] = (tokens, now)
-                wait = (1 - tokens) / rate
+                wait = max((1 - tokens) / rate, 0.001)
             self.waited += wait
             self.sleep(wait)
 
