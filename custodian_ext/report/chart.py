@@ -3,8 +3,8 @@
 ``svg(doc)``: an inline SVG heat map (rows: accounts, columns: runbook steps,
 each cell the number of open findings, darker for more, outlined in the
 colour of its worst severity) with a bar of each account's total. It is
-plain markup inside report.html: no script, font or image is fetched, so the
-file works offline. ``text(doc)``: the same table for the terminal.
+plain markup inside report.html (HTML needs no namespace for it): no script,
+font or image is fetched, so the file works offline. ``text(doc)``: the same table for the terminal.
 
 Shown for a sweep of more than one account.
 """
@@ -60,7 +60,7 @@ def svg(doc):
     width = LABEL_W + CELL_W * max(len(steps), 1) + 20 + BAR_W + 40
     height = HEAD_H + CELL_H * len(rows) + 30
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" id="account-step-chart" role="img" '
+        f'<svg id="account-step-chart" role="img" '
         f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
         f'font-family="system-ui, sans-serif" font-size="12">',
         '<title>Open findings per account and runbook step</title>']
