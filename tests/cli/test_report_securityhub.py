@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from custodian_ext_dev.emulator import calls, client_env
-from tests.support import POLICIES, REPO, load_policy, new_account, policy_vars, \
+from tests.support import REPO, load_policy, new_account, policy_vars, \
     quarantine_user, run_cli, run_lambda_handler, write_vars
 
 pytestmark = pytest.mark.e2e
