@@ -89,6 +89,10 @@ PROVIDER_FIELDS = ('SchemaVersion', 'Id', 'ProductArn', 'GeneratorId', 'AwsAccou
 class ExportError(PackError):
     """The export could not be done. The message is one line."""
 
+    def __init__(self, message, code=None):
+        super().__init__(message)
+        self.code = code
+
 
 def iso_ms(dt):
     return dt.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3] + 'Z'
@@ -236,8 +240,8 @@ class Hub:
                 raise ExportError(
                     f"Security Hub in {self.account}/{self.region} refused {operation} "
                     f"({err.get('Code')}: {err.get('Message')})"
-                    + (' : enable Security Hub there first' if err.get('Code') ==
-                       'InvalidAccessException' else '')) from None
+                    + (': enable Security Hub there first' if err.get('Code') ==
+                       'InvalidAccessException' else ''), code=err.get('Code')) from None
 
     def pack_findings(self, generators=None):
         """The pack's findings already here, by Id (any record state)."""
@@ -399,11 +403,19 @@ def export(doc, sessions=None, aggregation=None, now=None, limiter=None, resolve
                 f"account they belong to. Give --role NAME (assumed in each account) or "
                 f"--aggregation-account {caller} --aggregation-region REGION")
     totals = {'targets': len(targets), 'imported': 0, 'created': 0, 'updated': 0,
-              'resolved': 0, 'suppressed': 0, 'reopened': 0, 'calls': {}, 'retries': 0}
+              'resolved': 0, 'suppressed': 0, 'reopened': 0, 'calls': {}, 'retries': 0,
+              'not_enabled': []}
     failures = []
     for (account, region), work in sorted(targets.items()):
         hub = Hub(sessions.client(account, region), account, region, limiter, sleep)
-        existing = hub.pack_findings(generators)
+        try:
+            existing = hub.pack_findings(generators)
+        except ExportError as e:
+            if e.code != 'InvalidAccessException' or work['findings']:
+                raise
+            # nothing to import, and nothing to resolve where Security Hub is off
+            totals['not_enabled'].append(f"{account}/{region}")
+            continue
         current, accepted, reopen = [], [], []
         for f in work['findings']:
             fid = finding_id(f)
@@ -473,7 +485,10 @@ def summary_line(totals, aggregation=None):
             f"({totals['created']} new, {totals['updated']} updated), resolved "
             f"{totals['resolved']}, suppressed {totals['suppressed']} (triage), reopened "
             f"{totals['reopened']}; {calls}"
-            + (f"; {totals['retries']} throttled call(s) retried" if totals['retries'] else ''))
+            + (f"; {totals['retries']} throttled call(s) retried" if totals['retries'] else '')
+            + (f"; Security Hub is not enabled in {len(totals['not_enabled'])} "
+               f"account-region(s) without findings: skipped" if totals.get('not_enabled')
+               else ''))
 
 
 # -- the Lambda functions' output path --------------------------------------------
