@@ -242,6 +242,7 @@ class Hub:
                     f"({err.get('Code')}: {err.get('Message')})"
                     + (': enable Security Hub there first' if err.get('Code') ==
                        'InvalidAccessException' else ''), code=err.get('Code')) from None
+        raise AssertionError('unreachable: the last attempt returns or raises')
 
     def pack_findings(self, generators=None):
         """The pack's findings already here, by Id (any record state)."""

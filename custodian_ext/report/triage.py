@@ -56,6 +56,9 @@ EXAMPLE = ("accept: [{match: {policy: x6-stopped-instances, account: acme-dev, r
 PATTERN_CHARS = re.compile(r'[*?\[]')
 STEP_RE = re.compile(r'^[RX]\d+(\.\d+)?$')
 NAME_RE = re.compile(r'^[\w*?\[\]!.:/@+=,-]+$')
+# as the settings' region and timestamp rules (custodian_ext.settings)
+REGION_RE = re.compile(r'^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$')
+TIMESTAMP_RE = re.compile(r'^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]00:?00)$')
 
 
 class TriageError(SettingsError):
@@ -81,7 +84,7 @@ def _pattern(value, where, what):
         raise TriageError(f"{where}: {value!r} is not a runbook step id; write it like X6 or "
                           f"R4.2 ({', '.join(list(STEPS)[:4])}, ...)")
     if what == 'region' and not PATTERN_CHARS.search(value) and \
-            not settings.REGION_RE.match(value):
+            not REGION_RE.match(value):
         raise TriageError(f"{where}: {value!r} is not an AWS region name; write it like "
                           f"us-east-1, or '*' for every region")
     return value
@@ -102,7 +105,7 @@ def _expires(value, where):
             if re.match(r'^\d{4}-\d{2}-\d{2}$', text):
                 d = datetime.date.fromisoformat(text)
                 return datetime.datetime(d.year, d.month, d.day, tzinfo=datetime.timezone.utc)
-            if settings.TIMESTAMP_RE.match(text):
+            if TIMESTAMP_RE.match(text):
                 return datetime.datetime.fromisoformat(text.replace('Z', '+00:00'))
         except ValueError:
             pass

@@ -19,9 +19,9 @@ Not AWS behaviour: tooling for measuring the pack against the emulator.
   AWS sends for that service's protocol (``Throttling`` for query APIs,
   ``RequestLimitExceeded`` for EC2, ``ThrottlingException`` for JSON APIs,
   ``TooManyRequestsException`` (429) for REST-JSON, ``LimitExceededException``
-  (429) for Security Hub, ``SlowDown`` (503) for S3); ``{"every": 0}`` stops. A request identical to one just throttled
-  (same key, method, URL and body: the client's retry) is throttled again
-  until it has been refused ``times`` times in a row (``{"every": k,
+  (429) for Security Hub, ``SlowDown`` (503) for S3); ``{"every": 0}`` stops.
+  A request identical to one just throttled (same key, method, URL and body:
+  the client's retry) is throttled again until it has been refused ``times`` times in a row (``{"every": k,
   "times": t}``, default 1), then served: with ``times`` 1, each call is
   throttled at most once and a client that retries once completes; with a
   ``times`` above the client's attempts, the call fails with the throttling
@@ -38,7 +38,8 @@ import uuid
 
 PREFIX = '/moto-api/custodian-ext/'
 _lock = threading.Lock()
-_counts = collections.Counter()    # (account, region, service, method, path, query keys, op hint) -> n
+# (account, region, service, method, path, query keys, op hint) -> n
+_counts = collections.Counter()
 _throttled = collections.Counter()  # same key -> n
 _throttle = {'every': 0, 'times': 1, 'seen': 0, 'pending': {}}
 _APPLIED = False
@@ -177,7 +178,8 @@ def calls():
             target[(account, region, SERVICE_NAMES.get(service, service), op)] += n
     keys = sorted(set(merged) | set(merged_throttled))
     return [{'account': a, 'region': r, 'service': s, 'operation': o,
-             'served': merged.get((a, r, s, o), 0), 'throttled': merged_throttled.get((a, r, s, o), 0)}
+             'served': merged.get((a, r, s, o), 0),
+             'throttled': merged_throttled.get((a, r, s, o), 0)}
             for a, r, s, o in keys]
 
 
