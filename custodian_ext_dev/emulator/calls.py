@@ -22,10 +22,10 @@ Not AWS behaviour: tooling for measuring the pack against the emulator.
   (429) for Security Hub, ``SlowDown`` (503) for S3); ``{"every": 0}`` stops.
   A request identical to one just throttled (same key, method, URL and body:
   the client's retry) is throttled again until it has been refused ``times``
-  times in a row (``{"every": k, "times": t}``, default 1), then served: with ``times`` 1, each call is
-  throttled at most once and a client that retries once completes; with a
-  ``times`` above the client's attempts, the call fails with the throttling
-  error.
+  times in a row (``{"every": k, "times": t}``, default 1), then served:
+  with ``times`` 1, each call is throttled at most once and a client that
+  retries once completes; with a ``times`` above the client's attempts, the
+  call fails with the throttling error.
 """
 import collections
 import hashlib
