@@ -1,6 +1,6 @@
 """``custodian-ext``: the pack's own commands.
 
-report, check-vars, bundle, org-check, periodic, react-role-policy.
+report, check-vars, check-triage, bundle, org-check, periodic, react-role-policy.
 """
 import argparse
 import sys
@@ -12,23 +12,98 @@ def cmd_report(args):
     from custodian_ext.report import ReportInputError
     from custodian_ext.report import document, render
     from custodian_ext.report.loader import load_runs
+    from custodian_ext.settings import SettingsError
     try:
         formats = render.parse_formats(args.format) if args.format else []
         if args.output == '-' and len(formats) != 1:
             raise ReportInputError('-o -: name exactly one --format to print it to stdout')
         gate = document.Gate(args.fail_on)
+        export = _securityhub_args(args)
+        triage = _triage(args)
         runs = load_runs(args.paths)
-        doc = document.build(runs, fail_on=gate.fail_on, sources=args.paths)
-    except ReportInputError as e:
+        doc = document.build(runs, fail_on=gate.fail_on, sources=args.paths, triage=triage)
+    except (ReportInputError, SettingsError) as e:
         sys.stderr.write(f"custodian-ext: error: {e}\n")
         return document.EXIT_ERRORED
     if args.output == '-':
         sys.stdout.write(render.render(doc, formats[0]))
-        return doc['gate']['exit_code']
-    sys.stdout.write(render.render(doc, 'text'))
-    for path in render.write(doc, formats, args.output):
-        sys.stdout.write(f"wrote {path}\n")
+        if formats[0] == 'ocsf' and doc['problems']:
+            sys.stderr.write(f"custodian-ext: {len(doc['problems'])} policy run(s) errored or "
+                             f"did not run: not in the OCSF events, results unknown\n")
+    else:
+        sys.stdout.write(render.render(doc, 'text'))
+        for path in render.write(doc, formats, args.output):
+            sys.stdout.write(f"wrote {path}\n")
+    if export is not None:
+        return _export_securityhub(doc, export) or doc['gate']['exit_code']
     return doc['gate']['exit_code']
+
+
+def _triage(args):
+    if not args.triage:
+        return None
+    import os
+    from custodian_ext.report import triage
+    vars_file = args.vars_file
+    if vars_file is None:
+        sibling = os.path.join(os.path.dirname(os.path.abspath(args.triage)), 'vars.yml')
+        vars_file = sibling if os.path.exists(sibling) else None
+    loaded = triage.load(args.triage)
+    loaded.critical_max_days = triage.critical_max_days(vars_file)
+    return loaded
+
+
+def _securityhub_args(args):
+    """(aggregation, role) for --to securityhub, or None without it."""
+    import re
+    from custodian_ext.report import ReportInputError
+    from custodian_ext.report.triage import REGION_RE
+    if args.to is None:
+        if args.aggregation_account or args.aggregation_region or args.role:
+            raise ReportInputError('--aggregation-account, --aggregation-region and --role '
+                                   'go with --to securityhub')
+        return None
+    if args.to != 'securityhub':
+        raise ReportInputError(f"--to: unknown destination {args.to!r}; choose securityhub")
+    account, region = args.aggregation_account, args.aggregation_region
+    if bool(account) != bool(region):
+        raise ReportInputError('--aggregation-account and --aggregation-region go together')
+    if account and not re.match(r'^\d{12}$', account):
+        raise ReportInputError(f"--aggregation-account {account!r}: give a 12-digit account id")
+    if region and not REGION_RE.match(region):
+        raise ReportInputError(f"--aggregation-region {region!r}: not a region name")
+    return ((account, region) if account else None, args.role)
+
+
+def _export_securityhub(doc, export):
+    from custodian_ext.report import securityhub
+    aggregation, role = export
+    try:
+        totals = securityhub.export(doc, securityhub.Sessions(role=role),
+                                    aggregation=aggregation)
+    except securityhub.ExportError as e:
+        sys.stderr.write(f"custodian-ext: error: securityhub: {e}\n")
+        return 2
+    sys.stderr.write(securityhub.summary_line(totals, aggregation) + '\n')
+    return 0
+
+
+def cmd_check_triage(args):
+    from custodian_ext.report import triage
+    import datetime
+    loaded = triage.load(args.path)
+    days = triage.critical_max_days(args.vars_file)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    print(f"{args.path}: {len(loaded.entries)} entr{'y' if len(loaded.entries) == 1 else 'ies'} "
+          f"valid; critical findings can be accepted for at most {days} days")
+    for e in loaded.entries:
+        if e.expires <= now:
+            print(f"{args.path}: entry {e.number} expired {triage._iso(e.expires)}: it no "
+                  f"longer applies")
+        elif e.expires - now > datetime.timedelta(days=days):
+            print(f"{args.path}: entry {e.number} expires in more than {days} days: it will "
+                  f"not accept critical findings")
+    return 0
 
 
 def cmd_check_vars(args):
@@ -105,7 +180,8 @@ def build_parser():
     p.add_argument('paths', nargs='+', metavar='OUT_DIR',
                    help='a -s output folder of custodian run or c7n-org run, or s3://bucket/prefix')
     p.add_argument('--format', metavar='FORMATS', default=None,
-                   help='comma-separated: md, html, json, junit, text (files written to -o); '
+                   help='comma-separated: md, html, json, junit, text, ocsf (files written '
+                        'to -o); '
                         'without it, only the terminal summary is printed')
     p.add_argument('-o', '--output', metavar='DIR', default='.',
                    help="folder for the report files (default: the current folder); "
@@ -113,7 +189,30 @@ def build_parser():
     p.add_argument('--fail-on', metavar='SEVERITY', default=None,
                    help='critical, high, medium, low or info: exit 1 when any finding is at or '
                         'above it')
+    p.add_argument('--triage', metavar='FILE', default=None,
+                   help='accepted findings (policies/triage.yml): shown apart, not counted '
+                        'for --fail-on')
+    p.add_argument('--vars-file', metavar='FILE', default=None,
+                   help='settings for --triage (triage_critical_max_days); default: vars.yml '
+                        'next to the triage file')
+    p.add_argument('--to', metavar='DEST', default=None,
+                   help='securityhub: import the findings into AWS Security Hub '
+                        '(BatchImportFindings) and resolve those no longer seen')
+    p.add_argument('--aggregation-account', metavar='ID', default=None,
+                   help='with --to securityhub: import every finding into this account '
+                        '(the credentials\' own) ...')
+    p.add_argument('--aggregation-region', metavar='REGION', default=None,
+                   help='... and this region')
+    p.add_argument('--role', metavar='NAME', default=None,
+                   help='with --to securityhub: a role name (or ARN with {account_id}) to '
+                        'assume in each finding\'s account')
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser('check-triage', help='check a triage file (policies/triage.yml)')
+    p.add_argument('path')
+    p.add_argument('--vars-file', default=None,
+                   help='settings (triage_critical_max_days); default: its default, 7')
+    p.set_defaults(func=cmd_check_triage)
 
     p = sub.add_parser('check-vars', help='check a vars file (policies/vars.yml)')
     p.add_argument('path')

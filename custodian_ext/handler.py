@@ -4,6 +4,11 @@ c7n's own handler (``custodian_policy.run``) imports only ``c7n.handler``,
 so the pack's filters would be unknown when the policy in ``config.json``
 is loaded. This one imports the pack first, and installs the patches of the
 ``lambda`` program (settings checks, ``skipped.json``), not the CLI's.
+
+With ``securityhub_export: true`` in its settings (substituted into the
+policy's ``execution-options`` at deploy), a function imports what its run
+found into AWS Security Hub afterwards
+(``custodian_ext.report.securityhub.export_lambda_runs``).
 """
 import custodian_ext  # noqa: F401  registers the pack's filters and actions
 from c7n import handler
@@ -14,4 +19,8 @@ patches.install('lambda')
 
 
 def run(event, context):
-    return handler.dispatch_event(event, context)
+    from custodian_ext.report import securityhub
+    with securityhub.recording() as ran:
+        result = handler.dispatch_event(event, context)
+    securityhub.export_lambda_runs(ran)
+    return result

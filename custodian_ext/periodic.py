@@ -194,8 +194,10 @@ def periodic_policy(policy, schedule, role, output=None, runtime=DEFAULT_RUNTIME
             'handler': HANDLER, 'packages': list(PACKAGES), 'tags': tags}
     if prefix != FUNCTION_PREFIX:
         mode['function-prefix'] = prefix
-    if output:
-        mode['execution-options'] = {'output_dir': output}
+    options = {'output_dir': output} if output else {}
+    # substituted at deploy; the handler exports to Security Hub when it is true
+    options['securityhub_export'] = '{securityhub_export}'
+    mode['execution-options'] = options
     data['mode'] = mode
     return data
 
@@ -257,12 +259,25 @@ LAMBDA_RUNTIME_PERMISSIONS = (
 )
 
 
+# What a function calls to keep Security Hub current (securityhub_export).
+SECURITYHUB_PERMISSIONS = ('securityhub:BatchImportFindings', 'securityhub:BatchUpdateFindings',
+                           'securityhub:GetFindings')
+
+
+def _exports(data):
+    """Whether a function may export to Security Hub: the setting is true, or not yet
+    substituted (the role policy is written before the settings are known)."""
+    value = ((data.get('mode') or {}).get('execution-options') or {}).get('securityhub_export')
+    return value is True or (isinstance(value, str) and 'securityhub_export' in value)
+
+
 def execution_role_policy(policies):
     """The IAM policy document of the functions' execution role.
 
     The read permissions are each policy's own ``get_permissions()`` (its
     resource type, filters and actions, as c7n declares them); writing to an
-    ``s3://`` output adds ``s3:PutObject`` on that prefix.
+    ``s3://`` output adds ``s3:PutObject`` on that prefix; ``securityhub_export``
+    (true, or still a placeholder) adds the Security Hub calls of the export.
     """
     import custodian_ext  # noqa: F401  the pack's filters must be registered
     from c7n.config import Config
@@ -281,6 +296,9 @@ def execution_role_policy(policies):
             resources.add('arn:aws:s3:::' + re.sub(r'\{[^}]+\}', '*', bucket_path) + '/*')
     statements = [{'Sid': 'PackPolicies', 'Effect': 'Allow', 'Action': sorted(actions),
                    'Resource': '*'}]
+    if any(_exports(data) for data in policies):
+        statements.append({'Sid': 'SecurityHubExport', 'Effect': 'Allow',
+                           'Action': list(SECURITYHUB_PERMISSIONS), 'Resource': '*'})
     if resources:
         statements.append({'Sid': 'PackOutput', 'Effect': 'Allow', 'Action': ['s3:PutObject'],
                            'Resource': sorted(resources)})

@@ -412,6 +412,14 @@ SETTINGS = {s.name: s for s in (
     Setting('notify_to', names('[security@example.com]', 'recipients for c7n-mailer'), [],
             'Recipients c7n-mailer delivers the react notices to (emails, Slack webhooks, ...).',
             sample=['security@example.com']),
+    Setting('triage_critical_max_days', COUNT, 7,
+            'The longest a triage entry (policies/triage.yml) may accept a critical finding: '
+            'an entry expiring later leaves critical findings open.'),
+    Setting('securityhub_export', Rule('bool', error='{key}: expected true or false, got '
+                                                     '{value!r}'), False,
+            'Periodic and react Lambda functions import their findings into AWS Security Hub '
+            'in their own account and region after each run, and mark the ones no longer seen '
+            'resolved.'),
 )}
 
 

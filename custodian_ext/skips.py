@@ -48,6 +48,7 @@ def skip_running_policy(manager, reason):
     says why, and the log says so too, so it never reads as "clean".
     """
     policy = manager.ctx.policy
+    policy._ext_skipped = reason  # not a clean run: nothing to export or resolve
     log.warning("policy %s skipped in %s: %s", policy.name, manager.config.region, reason)
     output = getattr(manager.ctx, 'output', None)
     if output is not None and policy.options.output_dir:

@@ -5,6 +5,7 @@ periodic and react functions), ``custodian-ext`` (the pack's own command).
 ``always=False``: part of the performance layer, off with ``CUSTODIAN_EXT_PERF=0``.
 ``signature``: the target's signature in the locked versions (tests pin it).
 """
+import custodian_ext.lambda_runs as lambda_runs
 import custodian_ext.perf as perf
 import custodian_ext.runcache as runcache
 from custodian_ext.patches import ALL, CLI, Patch
@@ -30,6 +31,11 @@ TABLE = (
     Patch('c7n.policy:LambdaMode.provision', policy.checked_provision, ALL,
           "the pack's periodic functions deploy only with a valid schedule and an existing "
           "execution role, whatever deploys them", signature='(self)'),
+
+    Patch('c7n.policy:Policy.push', lambda_runs.recorded_push, ('lambda',),
+          "c7n's Lambda handler returns nothing per policy: each run's resources are "
+          "recorded so the function can export them to Security Hub after the run",
+          signature='(self, event, lambda_ctx=None)'),
 
     # -- the custodian console script ----------------------------------------------
     Patch('c7n.commands:_load_vars', custodian_cli.checked_vars_file, ('custodian',),

@@ -17,12 +17,12 @@ else 1 when a finding is at or above the gate severity, else 0.
 import datetime
 from collections import Counter
 
-from custodian_ext.report import activity, cloudtrail
+from custodian_ext.report import activity, arns, cloudtrail, summary as summaries
 from custodian_ext.report.loader import resource_id
 from custodian_ext.report.model import SEVERITIES, STEPS, severity_rank, step_key
 from custodian_ext.report.reasons import reasons
 
-SCHEMA_VERSION = '1.1'
+SCHEMA_VERSION = '1.2'
 SCHEMA_ID = 'https://github.com/custodian-ext/custodian-ext/docs/report-schema.json'
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERRORED = 0, 1, 2
@@ -170,6 +170,7 @@ def _finding_doc(run, resource, now, contained):
         'account_id': run.account_id,
         'region': run.region,
         'resource_id': rid,
+        'arn': arns.resource_arn(run.resource_type, resource, rid, run.account_id, run.region),
         'why': why,
         'created': iso(created) if created else None,
         'age': age_text((now - created).total_seconds()) if created else None,
@@ -186,8 +187,12 @@ def _run_key(r):
     return (step_key(r.step), r.policy, r.account, r.region)
 
 
-def build(runs, fail_on=None, sources=(), now=None):
-    """The report document for ``runs`` (from ``loader.load_runs``)."""
+def build(runs, fail_on=None, sources=(), now=None, triage=None):
+    """The report document for ``runs`` (from ``loader.load_runs``).
+
+    ``triage`` (``triage.Triage``): findings it accepts move to ``accepted``
+    and do not count for the gate; errored and missing runs are untouched.
+    """
     gate = Gate(fail_on)
     now = now or datetime.datetime.now(datetime.timezone.utc)
     runs = sorted(runs, key=_run_key)
@@ -206,6 +211,9 @@ def build(runs, fail_on=None, sources=(), now=None):
             findings.extend(_finding_doc(r, res, now, contained) for res in r.resources)
     findings.sort(key=lambda f: (step_key(f['step']), severity_rank(f['severity']), f['policy'],
                                  f['account'], f['region'], f['resource_id']))
+    accepted, triage_doc = [], None
+    if triage is not None:
+        findings, accepted, triage_doc = triage.apply(findings, now)
 
     by_severity = Counter(f['severity'] for f in findings)
     steps = {}
@@ -222,6 +230,10 @@ def build(runs, fail_on=None, sources=(), now=None):
     elif at_gate:
         code = EXIT_FINDINGS
         message = f"{len(at_gate)} finding(s) at or above {gate.fail_on}"
+    elif gate.fail_on and accepted:
+        code = EXIT_OK
+        message = (f"no open findings at or above {gate.fail_on} ({len(accepted)} accepted "
+                   f"in the triage file)")
     elif gate.fail_on:
         code = EXIT_OK
         message = f"no findings at or above {gate.fail_on}"
@@ -270,8 +282,13 @@ def build(runs, fail_on=None, sources=(), now=None):
                 **{s: status_counts.get(s, 0)
                    for s in ('findings', 'clean', 'errored', 'skipped', 'missing')}},
             'contained': dict(sorted(Counter(c['status'] for c in contained).items())),
+            'accepted': len(accepted),
+            'by_account': summaries.by_account(findings, accounts),
         },
+        'priorities': summaries.priorities(findings),
         'findings': findings,
+        'accepted': accepted,
+        'triage': triage_doc,
         'problems': [_run_doc(r) for r in problems],
         'contained': contained,
         'activity': activity.build(runs, findings, contained),

@@ -3,13 +3,16 @@
 Formats (``--format``): ``md`` (a CI job summary), ``html`` (one self-contained
 file, sortable and filterable, works offline), ``json`` (the document itself,
 see ``docs/report-schema.json``), ``junit`` (one test case per policy, account
-and region) and ``text`` (the terminal summary).
+and region), ``text`` (the terminal summary) and ``ocsf`` (OCSF Detection
+Finding events, ``custodian_ext.report.ocsf``, with ``report.ocsf-status.json``
+beside them for the runs that errored or did not run).
 """
 import json
 import os
 import re
 
 import jinja2
+import markupsafe
 
 from custodian_ext.report import activity
 from custodian_ext.report.loader import ReportInputError
@@ -24,7 +27,10 @@ FORMATS = {
     'json': ('report.json', None),
     'junit': ('report.junit.xml', 'report.junit.xml.j2'),
     'text': ('report.txt', 'report.txt.j2'),
+    'ocsf': ('report.ocsf.json', None),
 }
+# Written next to a format's file: (format, file name, renderer module attribute).
+SIDECARS = {'ocsf': ('report.ocsf-status.json', 'render_status')}
 
 # Rows per policy in the Markdown summary: GitHub caps a job summary at 1 MiB.
 MD_ROWS_PER_POLICY = 50
@@ -151,10 +157,14 @@ def render(doc, fmt):
     """The report in format ``fmt`` as a string."""
     if fmt == 'json':
         return json.dumps(doc, indent=2, sort_keys=False, default=str) + '\n'
+    if fmt == 'ocsf':
+        from custodian_ext.report import ocsf
+        return ocsf.render(doc)
     _, template = FORMATS[fmt]
     env = _environment(autoescape=fmt in ('html', 'junit'))
     context = {'doc': doc, 'sections': sections(doc), 'skipped': skipped_runs(doc),
                'severities': SEVERITIES, 'md_rows': MD_ROWS_PER_POLICY, 'width': 100}
+    context.update(_summary_context(doc))
     if fmt == 'junit':
         context['suites'] = junit_cases(doc)
     context['activity'] = activity_context(doc, fmt)
@@ -171,4 +181,19 @@ def write(doc, formats, out_dir):
         with open(path, 'w', encoding='utf-8') as fh:
             fh.write(render(doc, fmt))
         written.append(path)
+        if fmt in SIDECARS:
+            name, attr = SIDECARS[fmt]
+            from custodian_ext.report import ocsf
+            path = os.path.join(out_dir, name)
+            with open(path, 'w', encoding='utf-8') as fh:
+                fh.write(getattr(ocsf, attr)(doc))
+            written.append(path)
     return written
+
+
+def _summary_context(doc):
+    """What the summary templates (first, accepted, chart) need."""
+    from custodian_ext.report import chart
+    return {'chart_svg': markupsafe.Markup(chart.svg(doc)), 'chart_text': chart.text(doc),
+            'accepted': doc.get('accepted') or [], 'triage': doc.get('triage'),
+            'priorities': doc.get('priorities') or []}

@@ -9,8 +9,10 @@
 3. Run the respond policies (``policies/respond``) with ``--dryrun`` to show
    what would be contained; with ``respond=True`` (``make demo-respond``) run
    them for real instead, then sweep again to show the findings gone.
-4. Write the report in every format to ``demo-output/report/``, print its
-   Markdown summary and where the HTML file is.
+4. Write the report in every format to ``demo-output/report/`` (OCSF events
+   included), with the demo's triage file (``triage.yml`` here, dates filled
+   in relative to today) applied; print its Markdown summary and where the
+   HTML file is.
 
 No AWS account or credentials are needed or used: the emulator runs on a
 loopback port, and every child process gets only that endpoint. The
@@ -18,7 +20,9 @@ emulator, c7n-org and c7n-org's workers are stopped when the demo ends, is
 interrupted (Ctrl-C) or is terminated.
 """
 import contextlib
+import datetime
 import json
+import re
 import os
 import shutil
 import signal
@@ -36,7 +40,8 @@ from custodian_ext.report import document, render
 from custodian_ext.report.loader import load_runs
 
 QUICK_REGIONS = ['us-east-1', story.UNUSED_REGION]
-FORMATS = ['md', 'html', 'json', 'junit']
+FORMATS = ['md', 'html', 'json', 'junit', 'ocsf']
+TRIAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'triage.yml')
 
 
 def say(msg):
@@ -137,9 +142,24 @@ def c7n_org(label, accounts_file, policy_file, out_dir, regions, env, log_dir, d
     return proc.returncode
 
 
-def write_report(sources, out_dir):
+def write_triage(output, today=None):
+    """The demo's triage file with its ``{days:N}`` dates filled in; returns its path."""
+    today = today or datetime.datetime.now(datetime.timezone.utc).date()
+    with open(TRIAGE) as fh:
+        text = fh.read()
+    text = re.sub(r"\{days:(-?\d+)\}",
+                  lambda m: (today + datetime.timedelta(days=int(m.group(1)))).isoformat(), text)
+    path = os.path.join(output, 'triage.yml')
+    with open(path, 'w') as fh:
+        fh.write(text)
+    return path
+
+
+def write_report(sources, out_dir, triage_file=None):
+    from custodian_ext.report import triage
     runs = load_runs(sources)
-    doc = document.build(runs, fail_on='high', sources=sources)
+    accepted = triage.load(triage_file) if triage_file else None
+    doc = document.build(runs, fail_on='high', sources=sources, triage=accepted)
     render.write(doc, FORMATS, out_dir)
     return doc
 
@@ -243,20 +263,23 @@ def run_demo(output='demo-output', quick=False, respond=False, policies=None,
                     c7n_org('re-sweep', accounts_file, detect, os.path.join(out, 'after'),
                             regions, env, logs, expected=per_sweep)
         say('emulator stopped; writing the report')
-        doc = write_report(sources, os.path.join(output, 'report'))
+        triage_file = write_triage(output)
+        doc = write_report(sources, os.path.join(output, 'report'), triage_file)
         sys.stdout.write('\n')
         with open(os.path.join(output, 'report', 'report.md')) as fh:
             sys.stdout.write(fh.read())
         sys.stdout.write('\n')
         if respond and respond_dir:
-            after = write_report([os.path.join(out, 'after')], os.path.join(output, 'report-after'))
+            after = write_report([os.path.join(out, 'after')],
+                                 os.path.join(output, 'report-after'), triage_file)
             show_before_after(doc, after)
             after_html = os.path.abspath(os.path.join(output, 'report-after', 'report.html'))
             say(f'after containment: {after_html}')
         html = os.path.abspath(os.path.join(output, 'report', 'report.html'))
         say(f'done in {time.time() - started:.0f}s. The full report (sortable, filterable, '
             f'offline): {html}')
-        say(f"also: report.json, report.junit.xml and report.md next to it; raw output in {out}/")
+        say(f"also: report.json, report.junit.xml, report.md and the OCSF events "
+            f"(report.ocsf.json) next to it; triage file {triage_file}; raw output in {out}/")
         return doc
 
 

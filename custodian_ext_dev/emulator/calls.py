@@ -18,14 +18,14 @@ Not AWS behaviour: tooling for measuring the pack against the emulator.
   ``{"every": k}`` answers every k-th AWS request with the throttling error
   AWS sends for that service's protocol (``Throttling`` for query APIs,
   ``RequestLimitExceeded`` for EC2, ``ThrottlingException`` for JSON APIs,
-  ``TooManyRequestsException`` (429) for REST-JSON, ``SlowDown`` (503) for
-  S3); ``{"every": 0}`` stops. A request identical to one just throttled
-  (same key, method, URL and body: the client's retry) is throttled again
-  until it has been refused ``times`` times in a row (``{"every": k,
-  "times": t}``, default 1), then served: with ``times`` 1, each call is
-  throttled at most once and a client that retries once completes; with a
-  ``times`` above the client's attempts, the call fails with the throttling
-  error.
+  ``TooManyRequestsException`` (429) for REST-JSON, ``LimitExceededException``
+  (429) for Security Hub, ``SlowDown`` (503) for S3); ``{"every": 0}`` stops.
+  A request identical to one just throttled (same key, method, URL and body:
+  the client's retry) is throttled again until it has been refused ``times``
+  times in a row (``{"every": k, "times": t}``, default 1), then served:
+  with ``times`` 1, each call is throttled at most once and a client that
+  retries once completes; with a ``times`` above the client's attempts, the
+  call fails with the throttling error.
 """
 import collections
 import hashlib
@@ -143,6 +143,12 @@ def throttling_response(service):
         body = json.dumps({'__type': 'ThrottlingException', 'message': 'Rate exceeded'})
         return '400 Bad Request', [('Content-Type', 'application/x-amz-json-1.1'),
                                    ('x-amzn-RequestId', request_id)], body
+    if service == 'securityhub':
+        # Security Hub answers its throttling limits with LimitExceededException (429)
+        body = json.dumps({'Message': 'Rate exceeded'})
+        return '429 Too Many Requests', [('Content-Type', 'application/json'),
+                                         ('x-amzn-ErrorType', 'LimitExceededException'),
+                                         ('x-amzn-RequestId', request_id)], body
     if protocol == 'rest-json':
         body = json.dumps({'message': 'Rate exceeded', 'Type': 'User',
                            'Reason': 'CallerRateLimitExceeded'})

@@ -78,6 +78,9 @@ tests and the benchmarks) applies it.
   ``organizations:LeaveOrganization``, ``support:DescribeTrustedAdvisorCheckResult``
   (Basic support plan: SubscriptionRequiredException) and IAM Roles Anywhere
   trust anchors (R4.3, R3.2, R4.2). See ``custodian_ext_dev.emulator.services``.
+- Security Hub findings (``BatchImportFindings`` checks and updates,
+  ``BatchUpdateFindings``, ``GetFindings`` filters), as the API reference
+  documents them. See ``custodian_ext_dev.emulator.securityhub``.
 - Not AWS behaviour, for benchmarks and tests: the emulator counts the API
   calls it serves (by account, region, service and operation) and can answer
   a share of them with AWS's throttling errors. See
@@ -671,6 +674,11 @@ def event_history():
     history.apply()
 
 
+def securityhub_findings():
+    from custodian_ext_dev.emulator import securityhub
+    securityhub.apply()
+
+
 def api_calls():
     from custodian_ext_dev.emulator import calls
     calls.apply()
@@ -704,6 +712,7 @@ EXTENSIONS = [
     faster_accounts,
     event_history,
     identity_services,
+    securityhub_findings,
     api_calls,  # last: the outermost entry point, it sees every request
 ]
 

@@ -72,7 +72,8 @@ def test_demo_report_shows_every_seeded_artifact(tmp_path):
 
     # every format, the HTML self-contained and well formed, the summary printed
     assert sorted(os.listdir(out / 'report')) == [
-        'report.html', 'report.json', 'report.junit.xml', 'report.md']
+        'report.html', 'report.json', 'report.junit.xml', 'report.md',
+        'report.ocsf-status.json', 'report.ocsf.json']
     html = (out / 'report' / 'report.html').read_text()
     ET.fromstring(html)
     for f in doc['findings']:
@@ -80,6 +81,22 @@ def test_demo_report_shows_every_seeded_artifact(tmp_path):
     with open(out / 'report' / 'report.md') as fh:
         assert fh.read() in proc.stdout
     assert str(out / 'report' / 'report.html') in proc.stdout
+
+    # the OCSF events: one valid Detection Finding per finding, open or accepted
+    from py_ocsf_models.events.findings.detection_finding import DetectionFinding
+    with open(out / 'report' / 'report.ocsf.json') as fh:
+        events = json.load(fh)
+    assert len(events) == len(doc['findings']) + len(doc['accepted'])
+    for event in events:
+        DetectionFinding.model_validate(event)
+
+    # the demo's triage file: applied, expired, stale and a critical finding refused
+    assert [e['status'] for e in doc['triage']['entries']] == [
+        'applied', 'applied', 'expired', 'stale', 'refused']
+    assert doc['accepted'] and {a['account'] for a in doc['accepted']} <= {
+        'acme-dev', 'acme-management'}
+    assert [f['policy'] for f in doc['findings'] if f['policy'] == 'x2-root-access-keys']
+    assert '## Accepted findings (triage)' in proc.stdout
 
     # the respond policies ran with --dryrun: planned, nothing done
     assert policy_names('respond')

@@ -95,7 +95,8 @@ def test_periodic_file_is_the_detect_policies_with_a_lambda_mode(tmp_path):
         assert mode['packages'] == ['custodian_ext', 'yaml'] and mode['role'] == ROLE
         assert mode['tags']['policy-pack'] == 'custodian-ext'
         assert mode['tags']['policy-pack-runbook'] == src['metadata']['runbook']
-        assert mode['execution-options'] == {'output_dir': OUTPUT}
+        assert mode['execution-options'] == {'output_dir': OUTPUT,
+                                             'securityhub_export': '{securityhub_export}'}
 
 
 def test_deploy_creates_function_rule_target_and_invoke_permission(deployed):

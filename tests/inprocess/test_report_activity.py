@@ -94,7 +94,7 @@ def test_json_matches_the_committed_schema(doc):
     validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
     data = json.loads(render.render(doc, 'json'))
     validator.validate(data)
-    assert data['schema_version'] == '1.1'
+    assert data['schema_version'] == '1.2'
     broken = json.loads(json.dumps(data))
     broken['activity']['suspects'][0]['timeline'][0]['severity'] = 'severe'
     with pytest.raises(jsonschema.ValidationError):
@@ -357,7 +357,7 @@ def test_html_timeline_is_an_offline_svg_with_a_mark_per_event(doc):
     assert not root.findall('.//link') and not root.findall('.//img')
     assert not [s for s in root.iter('script') if s.get('src')]
     assert 'http://' not in text and 'https://' not in text and '@import' not in text
-    svg = next(root.iter('svg'))
+    svg = next(s for s in root.iter('svg') if s.get('class') == 'timeline')
     suspects = doc['activity']['suspects']
     events = [e for s in suspects for e in s['timeline']]
     circles = list(svg.iter('circle'))
