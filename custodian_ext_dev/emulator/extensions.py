@@ -71,6 +71,10 @@ tests and the benchmarks) applies it.
   ``organizations:LeaveOrganization``, ``support:DescribeTrustedAdvisorCheckResult``
   (Basic support plan: SubscriptionRequiredException) and IAM Roles Anywhere
   trust anchors (R4.3, R3.2, R4.2). See ``custodian_ext_dev.emulator.services``.
+- IAM enforcement (``Emulator(iam_auth=...)``, moto's ``INITIAL_NO_AUTH_ACTION_COUNT``):
+  each signed request is checked against the caller's IAM policies as AWS
+  does, with moto 5.2.5's defects fixed and AWS's error for each protocol.
+  See ``custodian_ext_dev.emulator.iam_auth``.
 - Not AWS behaviour, for benchmarks and tests: the emulator counts the API
   calls it serves (by account, region, service and operation) and can answer
   a share of them with AWS's throttling errors. See
@@ -628,6 +632,11 @@ def event_history():
     history.apply()
 
 
+def iam_enforcement():
+    from custodian_ext_dev.emulator import iam_auth
+    iam_auth.apply()
+
+
 def api_calls():
     from custodian_ext_dev.emulator import calls
     calls.apply()
@@ -660,6 +669,7 @@ EXTENSIONS = [
     faster_accounts,
     event_history,
     identity_services,
+    iam_enforcement,  # outside the extensions that answer requests themselves
     api_calls,  # last: the outermost entry point, it sees every request
 ]
 
