@@ -42,6 +42,14 @@ def _last_error(log_path):
             lines = [ln.rstrip() for ln in fh if ln.strip()]
     except OSError:
         return ''
+    # the exception of the last traceback: its first line that is not indented (botocore
+    # names denials after the error code, botocore.errorfactory.AccessDenied: ...)
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].startswith('Traceback'):
+            for ln in lines[i + 1:]:
+                if not ln.startswith((' ', '\t')):
+                    return ln[-500:]
+            break
     for ln in reversed(lines):
         if not ln.startswith((' ', '\t', 'Traceback')) and ('Error' in ln or 'Exception' in ln):
             return ln[-500:]
