@@ -1,0 +1,175 @@
+"""Least privilege on an emulator that enforces IAM: a seeded compromised account, roles
+holding a given policy, and the real `custodian run` as such a role.
+
+The emulator (``Emulator(iam_auth='inf')``) serves the seeding freely; then
+``enforce()`` turns IAM enforcement on for every later request
+(custodian_ext_dev/emulator/iam_auth.py). From then on only the account's
+``operator`` user (AdministratorAccess) and the roles it creates can call
+anything: the seeding helpers' sessions are refused, as AWS refuses unknown keys.
+"""
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+from custodian_ext_dev.demo import story
+from custodian_ext_dev.emulator import Emulator, assert_loopback, client_env
+from tests import seed_resources as seed
+from tests.support import POLICIES, REPO, new_account, run_cli, write_vars
+
+ADMIN = 'arn:aws:iam::aws:policy/AdministratorAccess'
+SWEPT = seed.SWEPT
+OPERATOR = 'operator'
+
+
+@dataclass
+class World:
+    emulator: Emulator
+    account: object           # tests.support.Account (unusable once enforcement is on)
+    foreign: object
+    start: str                # incident_start
+    operator: dict = field(default_factory=dict)   # the operator user's access key
+    roles: dict = field(default_factory=dict)      # role name -> credentials
+    clean: dict = field(default_factory=dict)
+    bad: dict = field(default_factory=dict)
+
+    @property
+    def url(self):
+        return self.emulator.url
+
+    def operator_client(self, service, region='us-east-1'):
+        import boto3
+        from botocore.config import Config
+        assert_loopback(self.url)
+        return boto3.Session(region_name=region).client(
+            service, endpoint_url=self.url, aws_access_key_id=self.operator['AccessKeyId'],
+            aws_secret_access_key=self.operator['SecretAccessKey'],
+            config=Config(retries={'max_attempts': 1, 'mode': 'standard'}))
+
+    def role(self, name, policy):
+        """A role in the account holding exactly ``policy`` (a document) and trusting the
+        operator; its session's credentials (cached by name)."""
+        if name not in self.roles:
+            iam = self.operator_client('iam')
+            iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps({
+                'Version': '2012-10-17', 'Statement': [{
+                    'Effect': 'Allow', 'Action': 'sts:AssumeRole',
+                    'Principal': {'AWS': f'arn:aws:iam::{self.account.id}:root'}}]}))
+            docs = policy if isinstance(policy, list) else [policy]
+            for i, doc in enumerate(docs):
+                iam.put_role_policy(RoleName=name, PolicyName=f'{name}-{i}',
+                                    PolicyDocument=json.dumps(doc))
+            creds = self.operator_client('sts').assume_role(
+                RoleArn=f'arn:aws:iam::{self.account.id}:role/{name}',
+                RoleSessionName=name[:64])['Credentials']
+            self.roles[name] = creds
+        return self.roles[name]
+
+    def env(self, role_name):
+        creds = self.roles[role_name]
+        env = client_env(self.url)
+        env.update({'AWS_ACCESS_KEY_ID': creds['AccessKeyId'],
+                    'AWS_SECRET_ACCESS_KEY': creds['SecretAccessKey'],
+                    'AWS_SESSION_TOKEN': creds['SessionToken'],
+                    'HOME': os.environ.get('CUSTODIAN_TEST_HOME', env.get('HOME', '/tmp'))})
+        return env
+
+
+def compromised_world(emulator):
+    """The resource checks' compromised account (tests/seed_resources.py) plus the
+    identity story of the demo's compromised account (custodian_ext_dev/demo/story.py:
+    known users, a trail and flow logs, then the attacker's users, roles, shares, stopped
+    trail and deleted flow logs with deploy-bot's leaked key), seeded before enforcement."""
+    account, foreign = new_account(emulator.url), new_account(emulator.url)
+    w = World(emulator, account, foreign, start='')
+    w.clean = seed.seed_clean(account)
+    story.seed_busy(emulator.url, account.id, story.COMPROMISED, story.TRUSTED_ACCOUNT)
+    story.seed_baseline(emulator.url, account.id)
+    key = story.leak_key(emulator.url, account.id)
+    w.start = story.incident_boundary()
+    layer = seed.publish_foreign_layer(foreign)
+    w.bad = seed.seed_attack(account, foreign_layer=layer)
+    story.seed_compromise(emulator.url, account.id, key)
+    iam = account.client('iam')
+    # The attacker's break-glass group: inline and customer-managed admin policies, so
+    # that the admin checks read group policies and policy versions.
+    admin_doc = json.dumps({'Version': '2012-10-17', 'Statement': [
+        {'Effect': 'Allow', 'Action': '*', 'Resource': '*'}]})
+    iam.create_group(GroupName='break-glass')
+    iam.put_group_policy(GroupName='break-glass', PolicyName='all', PolicyDocument=admin_doc)
+    managed = iam.create_policy(PolicyName='break-glass-all', PolicyDocument=admin_doc)
+    iam.attach_group_policy(GroupName='break-glass', PolicyArn=managed['Policy']['Arn'])
+    iam.add_user_to_group(GroupName='break-glass', UserName='backdoor-admin')
+    iam.put_user_policy(UserName='backdoor-admin', PolicyName='all', PolicyDocument=admin_doc)
+    # The miners' cluster runs a task on a registered instance (container instances, tasks).
+    far = seed.client(account, 'ec2', seed.UNUSED)
+    host = far.describe_instances(Filters=[{'Name': 'instance-type', 'Values': ['p3.2xlarge']}])[
+        'Reservations'][0]['Instances'][0]['InstanceId']
+    ecs = seed.client(account, 'ecs', seed.UNUSED)
+    ecs.register_container_instance(cluster='miners', instanceIdentityDocument=json.dumps(
+        {'instanceId': host, 'region': seed.UNUSED}))
+    ecs.register_task_definition(family='xmrig', containerDefinitions=[
+        {'name': 'xmrig', 'image': 'public.ecr.aws/docker/library/busybox', 'memory': 128}])
+    ecs.run_task(cluster='miners', taskDefinition='xmrig', count=1)
+    # Untagged instances in us-west-2: c7n then reads their tags with DescribeTags.
+    west = seed.client(account, 'ec2', 'us-west-2')
+    for r in west.describe_instances()['Reservations']:
+        for i in r['Instances']:
+            if i.get('Tags'):
+                west.delete_tags(Resources=[i['InstanceId']], Tags=i['Tags'])
+    # The account manages an organization (R4.3 lists its member accounts).
+    account.client('organizations').create_organization(FeatureSet='ALL')
+    iam.create_user(UserName=OPERATOR)
+    iam.attach_user_policy(UserName=OPERATOR, PolicyArn=ADMIN)
+    w.operator = iam.create_access_key(UserName=OPERATOR)['AccessKey']
+    return w
+
+
+def world_vars(w, **overrides):
+    values = story.demo_vars(w.start, allowed_regions=seed.ALLOWED,
+                             trusted_accounts=[seed.TRUSTED, story.TRUSTED_ACCOUNT],
+                             known_users=story.KNOWN_USERS + [OPERATOR])
+    values.update(overrides)
+    return values
+
+
+def api_actions(run):
+    """The IAM actions of the calls one policy run made (c7n's api-stats in metadata.json)."""
+    from custodian_ext_dev.emulator import iam_auth
+    with open(os.path.join(run.path, 'metadata.json')) as fh:
+        stats = json.load(fh).get('api-stats') or {}
+    out = set()
+    for key in stats:  # "<endpoint prefix>.<Operation>"
+        endpoint, op = key.rsplit('.', 1)
+        prefix = iam_auth.iam_prefix(endpoint.removeprefix('api.'))
+        name = (iam_auth.names().get('operations') or {}).get(prefix, {}).get(op, op)
+        out |= {f'{prefix}:{n}' for n in (name if isinstance(name, list) else [name])}
+    return out
+
+
+# `custodian run` with every cache of the pack off (its performance layer, and the
+# CloudTrail event history cache of custodian_ext/filters/event_history.py): each
+# policy then makes, and c7n's api-stats record, every call it needs.
+UNCACHED = ("import sys; sys.argv = ['custodian'] + sys.argv[1:]; import custodian_ext; "
+            "from custodian_ext.filters import event_history; event_history.CACHE_SECONDS = -1; "
+            "from c7n.cli import main; main()")
+
+
+def sweep(w, role_name, out, variables, regions, paths=None, extra=(), env=None,
+          uncached=False):
+    """The real `custodian run` of policies/detect (or ``paths``) as ``role_name``;
+    ``uncached``: with the pack's caches off (UNCACHED), for c7n's per-policy api-stats."""
+    os.makedirs(out, exist_ok=True)
+    vars_file = write_vars(os.path.join(out, 'vars.yml'), variables)
+    cmd = ['custodian', 'run', '-s', os.path.join(out, 'out'), '--cache-period', '0',
+           '--vars-file', vars_file] + list(extra) + list(
+               paths or [os.path.join(POLICIES, 'detect')])
+    for r in regions:
+        cmd += ['-r', r]
+    env = dict(w.env(role_name), **(env or {}))
+    if uncached:
+        env.update(CUSTODIAN_EXT_PERF='0')
+        return subprocess.run([sys.executable, '-c', UNCACHED, *cmd[1:]], env=env, cwd=REPO,
+                              capture_output=True, text=True, timeout=900, check=False)
+    return run_cli(cmd, env, timeout=900)
