@@ -14,8 +14,10 @@ file's ``unused``).
 Every action is checked against botocore's service models: the IAM prefix
 names the service (the model whose name, ``signingName`` or
 ``endpointPrefix`` is the prefix, or the data file's ``prefixes``), and the
-action must be one of its operations, or one of the data file's IAM-only
-actions (``iam:PassRole``, ``s3:ListBucket`` ...), with the exact case. A
+action must be one of its operations (not one whose permission IAM names
+otherwise: ``s3:GetBucketReplication`` is ``s3:GetReplicationConfiguration``),
+or one of the data file's IAM-only actions (``iam:PassRole``,
+``s3:ListBucket`` ...), with the exact case. A
 wildcard (``kms:ReEncrypt*``) must match at least one. Anything else is a
 ``PackError`` naming the action and the policy.
 
@@ -231,6 +233,11 @@ def check_action(action):
         if any(pattern.match(k) for k in known):
             return None
         return f"'{action}' matches no action of {prefix}"
+    renamed = (data().get('renamed') or {}).get(prefix, {}).get(name)
+    if renamed and renamed != name and name not in (data().get('iam-only') or {}).get(prefix, ()):
+        names_ = renamed if isinstance(renamed, list) else [renamed]
+        return (f"'{action}' is the API operation; IAM names its permission "
+                + ' and '.join(f'{prefix}:{n}' for n in names_))
     if name in known:
         return None
     close = difflib.get_close_matches(name, sorted(known), n=1)
@@ -286,8 +293,9 @@ def document(actions, outputs=()):
     return {'Version': '2012-10-17', 'Statement': statements(actions, outputs)}
 
 
-def split(doc, limit=MANAGED_POLICY_LIMIT):
+def split(doc, limit=None):
     """The statements of ``doc`` spread over as few documents as fit in ``limit``."""
+    limit = limit or MANAGED_POLICY_LIMIT
     docs = []
     for st in doc['Statement']:
         parts = [st]
@@ -321,10 +329,9 @@ def markdown(actions):
     """One line per service: the form README's permission lists take."""
     by_service = {}
     for a in sorted(actions):
-        prefix, name = a.split(':', 1)
-        by_service.setdefault(prefix, []).append(name)
-    return ''.join(f"- `{prefix}`: " + ', '.join(f'`{n}`' for n in names) + '\n'
-                   for prefix, names in sorted(by_service.items()))
+        by_service.setdefault(a.split(':', 1)[0], []).append(a)
+    return ''.join('- ' + ', '.join(f'`{a}`' for a in names) + '\n'
+                   for _, names in sorted(by_service.items()))
 
 
 def by_policy(paths, values=None):

@@ -30,11 +30,11 @@ does:
 - the action: ``<prefix>:<operation>``, with the operation named from the
   botocore service model (``Action``, ``X-Amz-Target``, or the REST
   operation whose method and URI template match) and the prefix and the names
-  that differ taken from ``iam-actions.yml`` (AWS's Service Authorization
-  Reference: ``tag:GetResources``, ``s3:GetReplicationConfiguration``,
-  ``s3:GetObjectVersion`` for a GetObject with ``versionId``...). A
-  ``CopyObject`` needs ``s3:PutObject`` on the target and
-  ``s3:GetObject``/``s3:GetObjectVersion`` on the source;
+  that differ taken from the pack's ``custodian_ext/data/permissions.yml``
+  (AWS's Service Authorization Reference: ``tag:GetResources``,
+  ``s3:GetReplicationConfiguration``, ``s3:GetObjectVersion`` for a GetObject
+  with ``versionId``...). A ``CopyObject`` needs ``s3:PutObject`` on the
+  target and ``s3:GetObject``/``s3:GetObjectVersion`` on the source;
 - the caller's identity-based policies (a user's inline, attached and group
   policies; a role's inline and attached policies): an explicit ``Deny``
   wins, else an ``Allow`` is needed. ``Action``/``NotAction`` match
@@ -87,7 +87,10 @@ import yaml
 _APPLIED = False
 _lock = threading.Lock()
 _CREDENTIAL = re.compile(r'Credential=([^/,\s]+)/([^/]+)/([^/]+)/([^/]+)/aws4_request')
-DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'iam-actions.yml')
+# The pack's own table of IAM action names (read as a file: the emulator process does not
+# import the pack).
+DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                    'custodian_ext', 'data', 'permissions.yml')
 ALWAYS_ALLOWED = {'sts:GetCallerIdentity'}
 
 
@@ -107,7 +110,7 @@ def names():
 
 
 def iam_prefix(signing_name):
-    return names()['prefixes'].get(signing_name, signing_name)
+    return names()['signing-names'].get(signing_name, signing_name)
 
 
 # -- the request --------------------------------------------------------------------
@@ -167,10 +170,12 @@ def operation(req):
     from custodian_ext_dev.emulator.calls import operation as named
     keys = tuple(sorted({q.split('=')[0] for q in req.query.split('&') if q}))
     op = named(req.service, req.method, req.path, keys, _hint(req.environ, req.body))
-    if req.service == 's3' and op == 'PutObject' and req.header('x-amz-copy-source'):
-        op = 'CopyObject'
-    if req.service == 's3' and op == 'UploadPart' and req.header('x-amz-copy-source'):
-        op = 'UploadPartCopy'
+    # S3 names a copy by its header alone: the URI templates are the same
+    copy = bool(req.header('x-amz-copy-source'))
+    if req.service == 's3' and op in ('PutObject', 'CopyObject'):
+        op = 'CopyObject' if copy else 'PutObject'
+    if req.service == 's3' and op in ('UploadPart', 'UploadPartCopy'):
+        op = 'UploadPartCopy' if copy else 'UploadPart'
     if op == '?':
         # CBOR requests name the operation in the path: /service/<S>/operation/<Op>
         m = re.search(r'/operation/([A-Za-z0-9]+)$', req.path)
@@ -192,7 +197,7 @@ def actions(req, op):
     if versioned and op in (data.get('versioned') or {}).get(prefix, {}):
         name = data['versioned'][prefix][op]
     else:
-        name = (data.get('operations') or {}).get(prefix, {}).get(op, op)
+        name = (data.get('renamed') or {}).get(prefix, {}).get(op, op)
     wanted = name if isinstance(name, list) else [name]
     resource = None
     if prefix == 's3':
