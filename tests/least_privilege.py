@@ -2,7 +2,7 @@
 holding a given policy, and the real `custodian run` as such a role.
 
 The emulator (``Emulator(iam_auth='inf')``) serves the seeding freely; then
-``enforce()`` turns IAM enforcement on for every later request
+``Emulator.enforce_iam()`` turns IAM enforcement on for every later request
 (custodian_ext_dev/emulator/iam_auth.py). From then on only the account's
 ``operator`` user (AdministratorAccess) and the roles it creates can call
 anything: the seeding helpers' sessions are refused, as AWS refuses unknown keys.
@@ -14,21 +14,28 @@ import sys
 from dataclasses import dataclass, field
 
 from custodian_ext_dev.demo import story
-from custodian_ext_dev.emulator import Emulator, assert_loopback, client_env
+from custodian_ext_dev.emulator import AMI_X86, Emulator, assert_loopback, client_env
 from tests import seed_resources as seed
 from tests.support import POLICIES, REPO, new_account, run_cli, write_vars
 
 ADMIN = 'arn:aws:iam::aws:policy/AdministratorAccess'
 SWEPT = seed.SWEPT
+# Every detect policy runs in these two: global ones and the allowed regions' checks in
+# us-east-1, R3.3's only outside the allowed regions.
+TWO_REGIONS = ['us-east-1', seed.UNUSED]
 OPERATOR = 'operator'
+
+
+ADMIN_DOC = {'Version': '2012-10-17', 'Statement': [
+    {'Effect': 'Allow', 'Action': '*', 'Resource': '*'}]}
 
 
 @dataclass
 class World:
     emulator: Emulator
     account: object           # tests.support.Account (unusable once enforcement is on)
-    foreign: object
-    start: str                # incident_start
+    start: str = ''           # incident_start
+    foreign: object = None
     operator: dict = field(default_factory=dict)   # the operator user's access key
     roles: dict = field(default_factory=dict)      # role name -> credentials
     clean: dict = field(default_factory=dict)
@@ -66,6 +73,14 @@ class World:
             self.roles[name] = creds
         return self.roles[name]
 
+    def add_operator(self):
+        """The account's administrator for after enforcement: an IAM user with a key."""
+        iam = self.account.client('iam')
+        iam.create_user(UserName=OPERATOR)
+        iam.attach_user_policy(UserName=OPERATOR, PolicyArn=ADMIN)
+        self.operator = iam.create_access_key(UserName=OPERATOR)['AccessKey']
+        return self
+
     def env(self, role_name):
         creds = self.roles[role_name]
         env = client_env(self.url)
@@ -82,7 +97,7 @@ def compromised_world(emulator):
     known users, a trail and flow logs, then the attacker's users, roles, shares, stopped
     trail and deleted flow logs with deploy-bot's leaked key), seeded before enforcement."""
     account, foreign = new_account(emulator.url), new_account(emulator.url)
-    w = World(emulator, account, foreign, start='')
+    w = World(emulator, account, foreign=foreign)
     w.clean = seed.seed_clean(account)
     story.seed_busy(emulator.url, account.id, story.COMPROMISED, story.TRUSTED_ACCOUNT)
     story.seed_baseline(emulator.url, account.id)
@@ -112,12 +127,11 @@ def compromised_world(emulator):
     ecs.register_task_definition(family='xmrig', containerDefinitions=[
         {'name': 'xmrig', 'image': 'public.ecr.aws/docker/library/busybox', 'memory': 128}])
     ecs.run_task(cluster='miners', taskDefinition='xmrig', count=1)
-    # Untagged instances in us-west-2: c7n then reads their tags with DescribeTags.
-    west = seed.client(account, 'ec2', 'us-west-2')
-    for r in west.describe_instances()['Reservations']:
+    # The miners' instances carry no tags: c7n then reads them with DescribeTags.
+    for r in far.describe_instances()['Reservations']:
         for i in r['Instances']:
             if i.get('Tags'):
-                west.delete_tags(Resources=[i['InstanceId']], Tags=i['Tags'])
+                far.delete_tags(Resources=[i['InstanceId']], Tags=i['Tags'])
     # The account manages an organization (R4.3 lists its member accounts).
     account.client('organizations').create_organization(FeatureSet='ALL')
     iam.create_user(UserName=OPERATOR)
@@ -143,17 +157,18 @@ def api_actions(run):
     for key in stats:  # "<endpoint prefix>.<Operation>"
         endpoint, op = key.rsplit('.', 1)
         prefix = iam_auth.iam_prefix(endpoint.removeprefix('api.'))
-        name = (iam_auth.names().get('operations') or {}).get(prefix, {}).get(op, op)
+        name = (iam_auth.names().get('renamed') or {}).get(prefix, {}).get(op, op)
         out |= {f'{prefix}:{n}' for n in (name if isinstance(name, list) else [name])}
     return out
 
 
 # `custodian run` with every cache of the pack off (its performance layer, and the
 # CloudTrail event history cache of custodian_ext/filters/event_history.py): each
-# policy then makes, and c7n's api-stats record, every call it needs.
+# policy then makes, and c7n's api-stats record, every call it needs. The event
+# history's pace (2 requests/s, AWS's quota) is lifted: the emulator has no quota.
 UNCACHED = ("import sys; sys.argv = ['custodian'] + sys.argv[1:]; import custodian_ext; "
-            "from custodian_ext.filters import event_history; event_history.CACHE_SECONDS = -1; "
-            "from c7n.cli import main; main()")
+            "from custodian_ext.filters import event_history as h; h.CACHE_SECONDS = -1; "
+            "h.limiter.interval = 0; from c7n.cli import main; main()")
 
 
 def sweep(w, role_name, out, variables, regions, paths=None, extra=(), env=None,
@@ -173,3 +188,81 @@ def sweep(w, role_name, out, variables, regions, paths=None, extra=(), env=None,
         return subprocess.run([sys.executable, '-c', UNCACHED, *cmd[1:]], env=env, cwd=REPO,
                               capture_output=True, text=True, timeout=900, check=False)
     return run_cli(cmd, env, timeout=900)
+
+
+# -- the respond, recover and react accounts ---------------------------------------------
+
+RESTORE_FLAG = [{'Key': 'incident-restore', 'Value': 'ir-2026-11'}]
+
+
+def respond_world(emulator):
+    """tests/cli/test_respond_cli.py's account: the demo's story plus a marked instance and
+    role, a stopped trail, a shared snapshot and an attacker's user."""
+    from tests.cli.test_respond_cli import seed as seed_respond
+    account = new_account(emulator.url)
+    start, seeded = seed_respond(account)
+    w = World(emulator, account, start=start)
+    w.bad = seeded
+    return w.add_operator()
+
+
+def recover_world(emulator):
+    """A bucket whose objects the attacker overwrote and deleted, an instance whose volume
+    has a snapshot from before, and DB instances with and without automated backups, all
+    flagged ``incident-restore`` (tests/cli/test_recover.py, test_x8_restore_rds.py)."""
+    account = new_account(emulator.url)
+    s3, ec2, rds = (account.client(s) for s in ('s3', 'ec2', 'rds'))
+    bucket = f'shop-assets-{account.id}'
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={'Status': 'Enabled'})
+    s3.put_bucket_tagging(Bucket=bucket, Tagging={'TagSet': RESTORE_FLAG})
+    for i in range(4):
+        s3.put_object(Bucket=bucket, Key=f'orders/{i}.json', Body=json.dumps({'order': i}),
+                      Tagging='kind=order')
+    volume = ec2.run_instances(ImageId=AMI_X86, MinCount=1, MaxCount=1, TagSpecifications=[
+        {'ResourceType': 'instance', 'Tags': RESTORE_FLAG}])['Instances'][0][
+        'BlockDeviceMappings'][0]['Ebs']['VolumeId']
+    ec2.create_snapshot(VolumeId=volume)
+    for name, retention in (('orders', 0), ('ledger', 7)):
+        rds.create_db_instance(
+            DBInstanceIdentifier=name, Engine='postgres', DBInstanceClass='db.t3.small',
+            MasterUsername='app', MasterUserPassword='password-123', AllocatedStorage=20,
+            BackupRetentionPeriod=retention, Tags=RESTORE_FLAG)
+    rds.create_db_snapshot(DBInstanceIdentifier='orders', DBSnapshotIdentifier='orders-before')
+    start = story.incident_boundary()
+    for i in range(2):
+        s3.put_object(Bucket=bucket, Key=f'orders/{i}.json', Body=b'\x00locked')
+    s3.delete_object(Bucket=bucket, Key='orders/3.json')
+    ec2.create_snapshot(VolumeId=volume)
+    w = World(emulator, account, start=start)
+    w.bad = {'bucket': bucket, 'volume': volume}
+    return w.add_operator()
+
+
+REACT_ROLE = 'CustodianPackReact'
+
+
+def react_world(emulator):
+    """A user whose key AWS reports exposed (two keys, AWS's quarantine policy), a role that
+    trusts it, the notify topic feeding a queue, and the functions' output bucket
+    (tests/cli/test_react.py)."""
+    account = new_account(emulator.url)
+    iam, sns, sqs, s3 = (account.client(s) for s in ('iam', 'sns', 'sqs', 's3'))
+    iam.create_user(UserName='deploy-bot')
+    keys = [iam.create_access_key(UserName='deploy-bot')['AccessKey']['AccessKeyId']
+            for _ in range(2)]
+    iam.attach_user_policy(UserName='deploy-bot',
+                           PolicyArn='arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV2')
+    iam.create_role(RoleName='ci-deployer', AssumeRolePolicyDocument=json.dumps({
+        'Version': '2012-10-17', 'Statement': [{
+            'Effect': 'Allow', 'Action': 'sts:AssumeRole',
+            'Principal': {'AWS': f'arn:aws:iam::{account.id}:user/deploy-bot'}}]}))
+    s3.create_bucket(Bucket=f'react-results-{account.id}')
+    queue = sqs.create_queue(QueueName='custodian-mailer')['QueueUrl']
+    topic = sns.create_topic(Name='security-alerts')['TopicArn']
+    sns.subscribe(TopicArn=topic, Protocol='sqs',
+                  Endpoint=f'arn:aws:sqs:us-east-1:{account.id}:custodian-mailer')
+    w = World(emulator, account)
+    w.bad = {'keys': keys, 'topic': topic, 'queue': queue,
+             'output': f's3://react-results-{account.id}/react?region=us-east-1'}
+    return w.add_operator()

@@ -107,7 +107,7 @@ def test_every_removed_permission_is_surfaced(world, tmp_path):
         w.role(f'pack-minus-{i}', without(w.generated, group))
     variables = lp.world_vars(w)
 
-    proc = lp.sweep(w, 'pack-detect', str(tmp_path / 'baseline'), variables, lp.SWEPT,
+    proc = lp.sweep(w, 'pack-detect', str(tmp_path / 'baseline'), variables, lp.TWO_REGIONS,
                     uncached=True)
     baseline = {(r.policy, r.region): r for r in load_runs([str(tmp_path / 'baseline/out')])}
     errored = [(k, r.error) for k, r in baseline.items() if r.status == 'errored']
@@ -123,7 +123,7 @@ def test_every_removed_permission_is_surfaced(world, tmp_path):
     problems, surfaced = [], 0
     for i, group in enumerate(groups):
         out = tmp_path / f'minus-{i}'
-        proc = lp.sweep(w, f'pack-minus-{i}', str(out), variables, lp.SWEPT)
+        proc = lp.sweep(w, f'pack-minus-{i}', str(out), variables, lp.TWO_REGIONS)
         runs = {(r.policy, r.region): r for r in load_runs([str(out / 'out')])}
         affected = {k: (called.get(k, set()) & group) for k in baseline}
         affected = {k: a.pop() for k, a in affected.items() if a}
