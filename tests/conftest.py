@@ -5,7 +5,8 @@ import pytest
 from custodian_ext_dev.emulator import Emulator
 from tests.support import new_account, reset_sessions
 
-pytest_plugins = ['tests.seed_resources']  # compromised_world, shared by in-process and command-line tests
+# compromised_world, shared by in-process and command-line tests
+pytest_plugins = ['tests.seed_resources']
 
 
 @pytest.fixture(scope='session')
@@ -30,6 +31,31 @@ def aws(account, monkeypatch, tmp_path):
     reset_sessions()
     yield account
     reset_sessions()
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        'markers', "program(name): run an in-process test with that program's patches "
+        "(custodian, c7n-org, lambda, custodian-ext; default custodian)")
+
+
+@pytest.fixture(autouse=True)
+def pack_patches(request):
+    """The patches a program gets (custodian_ext.patches.table), around each test.
+
+    Default: the ``custodian`` console script's; ``@pytest.mark.program('c7n-org')``
+    for another program's, ``@pytest.mark.program(None)`` for none (stock c7n).
+    """
+    import custodian_ext  # noqa: F401  registers the pack
+    from custodian_ext import patches
+    marker = request.node.get_closest_marker('program')
+    program = marker.args[0] if marker else 'custodian'
+    if program:
+        patches.install(program)
+    try:
+        yield program
+    finally:
+        patches.uninstall()
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ from c7n.exceptions import PolicyExecutionError, PolicyValidationError
 from c7n.filters import Filter
 from c7n.utils import local_session, type_schema
 
-from custodian_ext import notices
+import custodian_ext.notices as notices
 from custodian_ext.registry import register_filter
 
 MODE = 'exposed-key-notice'
@@ -40,11 +40,11 @@ class ExposedKey(Filter):
     .. code-block:: yaml
 
         policies:
-          - name: x1-react-health-exposed-key
+          - name: x1-react-advisor-exposed-key
             resource: aws.iam-user
             mode:
               type: exposed-key-notice
-              notice: health
+              notice: trusted-advisor
               role: '{react_role}'
               handler: custodian_ext.handler.run
               packages: [custodian_ext, yaml]

@@ -31,7 +31,7 @@ import yaml
 from custodian_ext import paths
 from custodian_ext_dev.demo import bundle, story
 from custodian_ext_dev.emulator import Emulator, client_env
-from custodian_ext.hooks import PackError
+from custodian_ext.errors import PackError
 from custodian_ext.report import document, render
 from custodian_ext.report.loader import load_runs
 
@@ -251,10 +251,11 @@ def run_demo(output='demo-output', quick=False, respond=False, policies=None,
         if respond and respond_dir:
             after = write_report([os.path.join(out, 'after')], os.path.join(output, 'report-after'))
             show_before_after(doc, after)
-            say(f"after containment: {os.path.abspath(os.path.join(output, 'report-after', 'report.html'))}")
+            after_html = os.path.abspath(os.path.join(output, 'report-after', 'report.html'))
+            say(f'after containment: {after_html}')
         html = os.path.abspath(os.path.join(output, 'report', 'report.html'))
-        say(f"done in {time.time() - started:.0f}s. The full report (sortable, filterable, offline): "
-            f"{html}")
+        say(f'done in {time.time() - started:.0f}s. The full report (sortable, filterable, '
+            f'offline): {html}')
         say(f"also: report.json, report.junit.xml and report.md next to it; raw output in {out}/")
         return doc
 

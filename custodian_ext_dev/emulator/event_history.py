@@ -13,7 +13,9 @@ and answers both from that record, following AWS's documented behaviour:
   user, assumed role, root), source IP (the client's address, or the first
   ``X-Forwarded-For`` address so that a demo can play an attacker from a
   documentation-range IP), user agent, time, request parameters (passwords and
-  secrets redacted, as CloudTrail does), response elements of write calls,
+  secrets redacted, as CloudTrail does; EC2 user data is recorded as
+  ``userData: <sensitiveDataRemoved>``, the form CloudTrail writes for
+  ``ModifyInstanceAttribute`` and ``RunInstances``), response elements of write calls,
   error code of failed calls, and the resources named. ``AssumeRole`` into
   another account is recorded in that account too, with ``userIdentity.type``
   ``AWSAccount``. Data events (Lambda Invoke, DynamoDB items) are not
@@ -104,6 +106,27 @@ def _redact(value):
     if isinstance(value, list):
         return [_redact(v) for v in value]
     return value
+
+
+SENSITIVE_REMOVED = '<sensitiveDataRemoved>'
+
+
+def _ec2_user_data(params):
+    """CloudTrail's form of EC2 user data in request parameters: present, content removed.
+
+    The query forms ``UserData.Value=...`` (ModifyInstanceAttribute) and
+    ``UserData=...`` (RunInstances) become ``userData``; with
+    ``Attribute=userData`` the ``value`` is removed.
+    """
+    out = {}
+    for k, v in params.items():
+        if k == 'userData' or k.startswith('userData.'):
+            out['userData'] = SENSITIVE_REMOVED
+        else:
+            out[k] = v
+    if str(out.get('attribute', '')).lower() == 'userdata' and 'value' in out:
+        out['value'] = SENSITIVE_REMOVED
+    return out
 
 
 def _lower_keys(value):
@@ -367,6 +390,8 @@ def record_event(account_id, region, service, usage_namespace, event_source, act
                  access_key, partition, request, params, status, body):
     """Append one management event to the account's history in ``region``."""
     region = 'us-east-1' if service in GLOBAL_EVENT_SERVICES else region
+    if service == 'ec2':
+        params = _ec2_user_data(params)
     ident = identity(account_id, access_key, partition)
     read_only = is_read_only(service, action)
     ok = int(status) < 400

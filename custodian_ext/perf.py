@@ -1,0 +1,364 @@
+"""The pack's performance layer for botocore sessions and clients.
+
+c7n-org makes a new boto3 session for every account-region (and ``custodian
+run`` one per region), and c7n asks that session for a new client every time
+a resource manager, filter or action needs one: about a hundred clients per
+account-region for the detect pack. Each new session parses botocore's JSON
+service models again, and each new client rebuilds its service model and a
+Python class with one method per API operation (~600 for EC2). Measured here,
+that was about three quarters of c7n-org's client CPU per account-region.
+
+Within one process (a c7n-org worker, or ``custodian run``):
+
+- ``share_loader``: every botocore session shares one data loader, so each
+  JSON model is parsed once per process. The loader only reads botocore's
+  data files and caches what it parsed, the same objects one session already
+  hands to all of its clients.
+- ``share_models``: clients of the same service share one ``ServiceModel``
+  (immutable; it caches the operation and shape objects it resolves) and the
+  generated operation methods. The client class itself is still built, and
+  botocore's and boto3's ``creating-client-class`` handlers still run, for
+  every client, exactly as before.
+- ``cache_clients``: a session made by c7n's ``SessionFactory`` (one per
+  account-region and credentials) hands out one client per service, region
+  and endpoint, as c7n's own (unused) ``CustodianSession`` would. What c7n
+  sets per policy on the session is carried over to the cached client when
+  it is handed out: the policy's user agent and c7n's API-call statistics
+  (``api-stats`` in ``metadata.json``). Clients asked for with explicit
+  credentials or a ``Config`` are not cached. Sessions, and so their
+  clients, live as long as c7n keeps the session: c7n-org drops them at the
+  end of every account-region.
+
+``CUSTODIAN_EXT_PERF=0`` switches all of this off (and the per-run resource
+cache, ``custodian_ext.runcache``), for comparison with stock Cloud Custodian;
+it changes no check. The functions here are wrapper factories and their
+state; the patch table (``custodian_ext.patches.table``) applies them in the
+``custodian`` and ``c7n-org`` programs only.
+
+``retry_defaults`` (not a performance mechanism, and not switched off with
+it): botocore's ``standard`` retry mode, with up to ``MAX_ATTEMPTS`` attempts,
+for every client whose configuration (``AWS_RETRY_MODE``,
+``AWS_MAX_ATTEMPTS``, ``retry_mode`` / ``max_attempts`` in the AWS config
+file, or the client's own ``Config``) does not say otherwise. A sweep of many
+accounts meets AWS's API throttling; standard mode retries throttling errors
+with exponential backoff and jitter, within a retry quota.
+"""
+import threading
+
+_lock = threading.RLock()
+_loaders = {}
+_models = {}    # (service name, id(json model)) -> (json model, ServiceModel)
+_methods = {}   # id(ServiceModel) -> (ServiceModel, operation methods, name mapping)
+_accepts = {}   # plain function -> accepts **kwargs
+_aliases = {}   # event name -> aliased name, for emitters with botocore's standard aliases
+_open_clients = []  # cached clients, closed by close_clients() at the end of a run
+_base_sessions = {}  # profile -> the boto3 session c7n-org assumes roles from
+_loaded = []    # c7n-org's load_available result, once
+
+RETRY_MODE = 'standard'
+MAX_ATTEMPTS = 6  # the first try and up to five retries
+# Handlers c7n registers on a session per policy (with these unique ids),
+# carried over to a cached client each time it is handed out.
+SESSION_HANDLERS = (('after-call.*.*', 'c7n-api-stats'),)
+
+
+def reset():
+    """Forget the sessions and clients the wrappers hold (the patches were undone).
+
+    Parsed models, loaders and generated methods are kept: they are pure
+    functions of botocore's data files, the same whichever account asks.
+    """
+    close_clients()
+    with _lock:
+        _base_sessions.clear()
+        del _loaded[:]
+
+
+class _SearchPaths(list):
+    # boto3.Session appends its own data folder to the loader's search
+    # paths each time a session is made; with one loader, once is enough.
+    def append(self, path):
+        if path not in self:
+            super().append(path)
+
+
+# -- share_loader: botocore.session.create_loader --------------------------------
+
+def shared_loader(original):
+    """Every botocore session shares one data loader: each JSON model is parsed once."""
+    def create_loader(search_path_string=None):
+        with _lock:
+            loader = _loaders.get(search_path_string)
+            if loader is None:
+                loader = original(search_path_string)
+                loader._search_paths = _SearchPaths(loader._search_paths)
+                _loaders[search_path_string] = loader
+            return loader
+    return create_loader
+
+
+# -- share_models: botocore.client.ClientCreator ---------------------------------
+
+def shared_service_model(original):
+    """One ServiceModel per service model (immutable; it caches what it resolves)."""
+    def _load_service_model(self, service_name, api_version=None):
+        from botocore.model import ServiceModel
+        json_model = self._loader.load_service_model(
+            service_name, 'service-2', api_version=api_version)
+        key = (service_name, id(json_model))
+        with _lock:
+            entry = _models.get(key)
+            if entry is None or entry[0] is not json_model:
+                # the model dict is held here, so its id cannot be reused
+                entry = _models[key] = (json_model, ServiceModel(json_model,
+                                                                 service_name=service_name))
+        return entry[1]
+    return _load_service_model
+
+
+def _generated(creator, service_model, methods, mapping):
+    with _lock:
+        entry = _methods.get(id(service_model))
+        if entry is None or entry[0] is not service_model:
+            entry = _methods[id(service_model)] = (
+                service_model, methods(creator, service_model), mapping(creator, service_model))
+    return entry
+
+
+def shared_methods(original):
+    """The generated operation methods of a service model, built once (copied per client)."""
+    from custodian_ext.patches import original as unpatched
+
+    def _create_methods(self, service_model):
+        # a copy: creating-client-class handlers add to the class's attributes
+        mapping = unpatched('botocore.client:ClientCreator._create_name_mapping')
+        return dict(_generated(self, service_model, original, mapping)[1])
+    return _create_methods
+
+
+def shared_name_mapping(original):
+    from custodian_ext.patches import original as unpatched
+
+    def _create_name_mapping(self, service_model):
+        methods = unpatched('botocore.client:ClientCreator._create_methods')
+        return dict(_generated(self, service_model, methods, original)[2])
+    return _create_name_mapping
+
+
+# -- faster_events: botocore.hooks -----------------------------------------------
+
+def remembered_accepts_kwargs(original):
+    """Whether a handler accepts ``**kwargs``, remembered for plain functions.
+
+    botocore checks each handler it registers with ``inspect`` (~300 for every
+    new session). A plain function's signature cannot change; bound methods and
+    partials, made anew each time, are checked as before.
+    """
+    import types
+
+    def accepts_kwargs(func):
+        if type(func) is not types.FunctionType:
+            return original(func)
+        found = _accepts.get(func)
+        if found is None:
+            found = _accepts[func] = original(func)
+        return found
+    return accepts_kwargs
+
+
+def shared_alias_cache(original):
+    """Aliased event names (a pure function of the name) shared by standard emitters."""
+    from botocore import hooks
+    standard = dict(hooks.EVENT_ALIASES)
+
+    def __init__(self, event_emitter, event_aliases=None):
+        original(self, event_emitter, event_aliases)
+        if self._event_aliases == standard:
+            self._alias_name_cache = _aliases
+    return __init__
+
+
+# -- cache_clients: one client per service, region and endpoint per session -------
+
+def _sync(client, session):
+    """What c7n set on the session for the current policy, onto a cached client."""
+    botocore_session = session._session
+    client._user_agent_creator._session_user_agent_name = botocore_session.user_agent_name
+    client._user_agent_creator._session_user_agent_version = \
+        botocore_session.user_agent_version
+    client._user_agent_creator._session_user_agent_extra = botocore_session.user_agent_extra
+    source = getattr(session.events, '_emitter', session.events)
+    for event, unique_id in SESSION_HANDLERS:
+        client.meta.events.unregister(event, unique_id=unique_id)
+        entry = source._unique_id_handlers.get(unique_id)
+        if entry is not None:
+            client.meta.events.register(event, entry['handler'], unique_id=unique_id)
+
+
+def session_client_cache(original):
+    """c7n's SessionFactory marks the sessions it makes: their clients are cached."""
+    def update(self, session):
+        if getattr(session, '_ext_clients', None) is None:
+            session._ext_clients = {}
+        return original(self, session)
+    return update
+
+
+def cached_client(original):
+    """``Session.client``: one client per service, region and endpoint in a marked session.
+
+    Clients asked for with explicit credentials or a ``Config`` are not cached.
+    """
+    def client(self, service_name, region_name=None, api_version=None, use_ssl=True,
+               verify=None, endpoint_url=None, aws_access_key_id=None,
+               aws_secret_access_key=None, aws_session_token=None, config=None,
+               aws_account_id=None):
+        clients = getattr(self, '_ext_clients', None)
+        simple = (clients is not None and api_version is None and config is None
+                  and aws_access_key_id is None and aws_secret_access_key is None
+                  and aws_session_token is None and aws_account_id is None)
+        if not simple:
+            return original(
+                self, service_name, region_name=region_name, api_version=api_version,
+                use_ssl=use_ssl, verify=verify, endpoint_url=endpoint_url,
+                aws_access_key_id=aws_access_key_id,
+                aws_secret_access_key=aws_secret_access_key,
+                aws_session_token=aws_session_token, config=config,
+                aws_account_id=aws_account_id)
+        key = (service_name, region_name or self.region_name, use_ssl, verify, endpoint_url)
+        with _lock:
+            c = clients.get(key)
+            if c is None:
+                c = clients[key] = original(
+                    self, service_name, region_name=region_name, use_ssl=use_ssl,
+                    verify=verify, endpoint_url=endpoint_url)
+                c._ext_cached = True  # its read calls may be shared (runcache.SHARED_READS)
+                _open_clients.append(c)
+            else:
+                _sync(c, self)
+        return c
+    return client
+
+
+def shared_reads(original):
+    """Cached clients answer ``runcache.SHARED_READS`` once per account-region."""
+    def _make_api_call(self, operation_name, api_params):
+        if not getattr(self, '_ext_cached', False):
+            return original(self, operation_name, api_params)
+        from custodian_ext.runcache import shared_read
+        return shared_read(self, operation_name, api_params,
+                           lambda: original(self, operation_name, api_params))
+    return _make_api_call
+
+
+# -- share_base_session: c7n.credentials.SessionFactory.__call__ --------------------
+
+def shared_base_session(original):
+    """One session per profile to call sts:AssumeRole from, instead of one per account-region.
+
+    c7n's ``SessionFactory`` builds a new boto3 session with the caller's
+    credentials for every assume-role session it makes, only to call
+    AssumeRole with it (and to renew the role's credentials). The caller's
+    session is the same for every account-region of a c7n-org run.
+    """
+    from c7n import credentials
+
+    def __call__(self, assume=True, region=None):
+        if not (self.assume_role and assume):
+            return original(self, assume=assume, region=region)
+        with _lock:
+            base = _base_sessions.get(self.profile)
+            if base is None:
+                base = _base_sessions[self.profile] = credentials.Session(
+                    profile_name=self.profile)
+                base._ext_clients = {}  # its STS client is reused too
+        session = credentials.assumed_session(
+            self.assume_role, self.session_name, self.session_policy, base,
+            region or self.region, self.external_id)
+        return self.update(session)
+    return __call__
+
+
+# -- c7n-org -----------------------------------------------------------------------
+
+def load_available_once(original):
+    """c7n-org loads every resource module in each account-region; after the first, once is all."""
+    def load_available(resources=True):
+        # the modules stay loaded; reloading re-notifies every resource type to
+        # every subscriber (the pack registers its filters through them)
+        if not (_loaded and resources):
+            result = original(resources)
+            if resources:
+                _loaded.append(result)
+            return result
+        return _loaded[0]
+    return load_available
+
+
+def services_of(policies_config):
+    """botocore service names the policies call: their resources' and their permissions'."""
+    import botocore.session
+    from c7n.config import Config
+    from c7n.policy import PolicyCollection
+    available = set(botocore.session.get_session().get_available_services())
+    prefixes = {'tag': 'resourcegroupstaggingapi'}
+    found = {'sts'}
+    try:
+        collection = PolicyCollection.from_data(
+            policies_config, Config.empty(region='us-east-1', account_id='000000000000'))
+        for p in collection:
+            model = p.resource_manager.get_model()
+            found.add(getattr(model, 'service', None))
+            try:
+                perms = p.get_permissions()
+            except Exception:
+                perms = ()
+            for perm in perms:
+                prefix = perm.split(':', 1)[0].lower()
+                found.add(prefixes.get(prefix, prefix))
+    except Exception:  # warming is an optimisation: never fail a run on it
+        pass
+    return sorted(s for s in found if s in available)
+
+
+def warm(policies_config):
+    """Parse, before c7n-org forks its workers, the models the policies will use.
+
+    Workers are forked from the c7n-org process and inherit what it has
+    parsed, so each service model is parsed once per run instead of once per
+    worker. Clients are built with placeholder credentials and no API call.
+    """
+    import boto3
+    session = boto3.Session(region_name='us-east-1', aws_access_key_id='warm',
+                            aws_secret_access_key='warm')
+    for service in services_of(policies_config):
+        try:
+            session.client(service)
+        except Exception:
+            pass
+
+
+def close_clients():
+    """Close the HTTP connections of the clients cached so far (end of an account-region)."""
+    with _lock:
+        done = list(_open_clients)
+        del _open_clients[:]
+    for c in done:
+        try:
+            c.close()
+        except Exception:  # closing is housekeeping; never fail a run on it
+            pass
+
+
+# -- retries (not a performance mechanism, and not switched off with it) ----------
+
+def default_retry_mode(original):
+    """botocore's ``standard`` retry mode unless configured otherwise (AWS_RETRY_MODE...)."""
+    name, env, _default, kind = original
+    return (name, env, RETRY_MODE, kind)
+
+
+def default_max_attempts(original):
+    """Up to MAX_ATTEMPTS attempts unless configured otherwise (AWS_MAX_ATTEMPTS...)."""
+    name, env, _default, kind = original
+    return (name, env, MAX_ATTEMPTS, kind)
