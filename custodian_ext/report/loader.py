@@ -23,6 +23,8 @@ import glob
 import json
 import os
 
+from custodian_ext import incomplete
+
 from custodian_ext.report.model import Finding, PolicyRun
 
 
@@ -149,6 +151,10 @@ def read_run(path, root, label=None):
             run.error = f"unreadable resources.json ({e})"
         else:
             run.status = 'findings' if run.resources else 'clean'
+            gaps = incomplete.reasons(run.resources)
+            if gaps:  # findings checked only in part (custodian_ext/incomplete.py)
+                run.incomplete = gaps
+                run.error = ('incomplete: ' + '; '.join(gaps))[:1000]
     return run
 
 
