@@ -166,7 +166,9 @@ def api_actions(run):
 # CloudTrail event history cache of custodian_ext/filters/event_history.py): each
 # policy then makes, and c7n's api-stats record, every call it needs. The event
 # history's pace (2 requests/s, AWS's quota) is lifted: the emulator has no quota.
-UNCACHED = ("import sys; sys.argv = ['custodian'] + sys.argv[1:]; import custodian_ext; "
+UNCACHED = ("import sys; sys.argv = ['custodian'] + sys.argv[1:]; "
+            "import custodian_ext; from custodian_ext import patches; "
+            "patches.install('custodian'); "
             "from custodian_ext.filters import event_history as h; h.CACHE_SECONDS = -1; "
             "h.limiter.interval = 0; from c7n.cli import main; main()")
 
@@ -195,14 +197,37 @@ def sweep(w, role_name, out, variables, regions, paths=None, extra=(), env=None,
 RESTORE_FLAG = [{'Key': 'incident-restore', 'Value': 'ir-2026-11'}]
 
 
+CONTAIN = {'Key': 'custodian-ext:contain', 'Value': 'ir-2026-11'}
+EC2_TRUST = json.dumps({'Version': '2012-10-17', 'Statement': [{
+    'Effect': 'Allow', 'Principal': {'Service': 'ec2.amazonaws.com'}, 'Action': 'sts:AssumeRole'}]})
+
+
 def respond_world(emulator):
-    """tests/cli/test_respond_cli.py's account: the demo's story plus a marked instance and
-    role, a stopped trail, a shared snapshot and an attacker's user."""
-    from tests.cli.test_respond_cli import seed as seed_respond
+    """What the respond policies contain (tests/cli/test_r2_1_make_respond.py's account):
+    the demo's quarantined keys and out-of-region miners, an instance and a role the
+    responder marked, a trail not logging, a snapshot shared with a foreign account, an
+    attacker's user, and the evidence bucket."""
     account = new_account(emulator.url)
-    start, seeded = seed_respond(account)
+    story.seed_baseline(account.url, account.id)
+    start = story.incident_boundary()
+    story.seed_attack(account.url, account.id)
+    iam, ec2 = account.client('iam'), account.client('ec2')
+    s3, ct = account.client('s3'), account.client('cloudtrail')
+    s3.create_bucket(Bucket=f'evidence-{account.id}')
+    s3.create_bucket(Bucket=f'trail-{account.id}')
+    ct.create_trail(Name='audit', S3BucketName=f'trail-{account.id}', IsMultiRegionTrail=True)
+    iam.create_user(UserName='backdoor')
+    iam.create_login_profile(UserName='backdoor', Password='Attacker-Pass-1!')
+    iam.create_access_key(UserName='backdoor')
+    iam.create_role(RoleName='ci-deployer', AssumeRolePolicyDocument=EC2_TRUST, Tags=[CONTAIN])
+    ec2.run_instances(ImageId=AMI_X86, MinCount=1, MaxCount=1, TagSpecifications=[
+        {'ResourceType': 'instance', 'Tags': [CONTAIN]}])
+    vol = ec2.create_volume(AvailabilityZone='us-east-1a', Size=1)['VolumeId']
+    shared = ec2.create_snapshot(VolumeId=vol)['SnapshotId']
+    ec2.modify_snapshot_attribute(SnapshotId=shared, Attribute='createVolumePermission',
+                                  OperationType='add', UserIds=[story.ATTACKER_ACCOUNT])
     w = World(emulator, account, start=start)
-    w.bad = seeded
+    w.bad = {'bucket': f'evidence-{account.id}'}
     return w.add_operator()
 
 
@@ -266,3 +291,36 @@ def react_world(emulator):
     w.bad = {'keys': keys, 'topic': topic, 'queue': queue,
              'output': f's3://react-results-{account.id}/react?region=us-east-1'}
     return w.add_operator()
+
+
+REACT_DATA = os.path.join(REPO, 'tests', 'data', 'react')
+
+
+def react_notice(name, account_id, key_id):
+    """A sample notice of tests/data/react/ (AWS's documented shape) for this key."""
+    with open(os.path.join(REACT_DATA, name)) as fh:
+        text = fh.read()
+    return json.loads(text.replace('123456789012', account_id)
+                      .replace('AKIAIOSFODNN7EXAMPLE', key_id))
+
+
+def deployed_policy(account_id, values, name, region='us-east-1'):
+    """A react policy as `custodian run` deploys it: settings substituted, the pack's tags
+    added (tests/cli/test_x1_react.py)."""
+    import yaml
+
+    import custodian_ext  # noqa: F401
+    from c7n import version
+    from c7n.config import Config
+    from c7n.policy import Policy
+    from c7n.resources import load_resources
+    load_resources(('aws.iam-user',))
+    with open(os.path.join(POLICIES, 'react', 'x1.yml')) as fh:
+        [data] = [p for p in yaml.safe_load(fh)['policies'] if p['name'] == name]
+    policy = Policy(data, Config.empty(region=region, account_id=account_id,
+                                       output_dir='out', tracer=None))
+    policy.expand_variables(policy.get_variables(dict(values)))
+    policy.get_execution_mode().add_pack_tags()
+    policy.data['mode']['tags']['custodian-info'] = (
+        f'mode=exposed-key-notice:version={version.version}')
+    return policy

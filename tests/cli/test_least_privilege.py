@@ -9,7 +9,7 @@ and from then on every call is checked against its caller's policies.
   compromised account of tests/least_privilege.py, as the generated role and as a
   role allowed everything: no errors, the same findings;
 - respond: ``custodian run`` of policies/respond, acting (not a dry run: acting is
-  the point), on two identical accounts (tests/cli/test_respond_cli.py's), one as
+  the point), on two identical accounts (tests/least_privilege.py), one as
   each role: no errors, the same results per policy, action and status;
 - recover: the same for policies/recover, acting on two identical accounts with a
   bucket, a volume and DB instances to restore;
@@ -160,7 +160,6 @@ def test_recover_acting_as_the_generated_policy_does_what_an_unrestricted_one_do
 
 def test_react_function_contains_a_reported_key_as_its_generated_execution_role(
         enforced, tmp_path):
-    from tests.cli.test_react import HEALTH_POLICY, deployed_policy, sample
     w = enforced.react
     values = policy_vars(notify_transport={'type': 'sns', 'topic': w.bad['topic']},
                          notify_to=['security@example.com'], react_output=w.bad['output'])
@@ -168,8 +167,8 @@ def test_react_function_contains_a_reported_key_as_its_generated_execution_role(
     doc = generated(enforced.emulator, 'react', vars_file)
     w.role('pack-react', doc)
     leaked, other = w.bad['keys']
-    event = sample('health-exposed-key.json', w.account.id, leaked)
-    policy = deployed_policy(w.account, values, HEALTH_POLICY)
+    event = lp.react_notice('health-exposed-key.json', w.account.id, leaked)
+    policy = lp.deployed_policy(w.account.id, values, 'x1-react-health-exposed-key')
     archive = policy.get_execution_mode().policy_lambda(policy).get_archive()
     run_lambda_handler(archive.get_bytes(), event, w.env('pack-react'), tmp_path)
 
