@@ -23,7 +23,7 @@ import glob
 import json
 import os
 
-from custodian_ext import incomplete
+from custodian_ext.incomplete import reasons as incomplete_reasons
 
 from custodian_ext.report.model import Finding, PolicyRun
 
@@ -151,7 +151,7 @@ def read_run(path, root, label=None):
             run.error = f"unreadable resources.json ({e})"
         else:
             run.status = 'findings' if run.resources else 'clean'
-            gaps = incomplete.reasons(run.resources)
+            gaps = incomplete_reasons(run.resources)
             if gaps:  # findings checked only in part (custodian_ext/incomplete.py)
                 run.incomplete = gaps
                 run.error = ('incomplete: ' + '; '.join(gaps))[:1000]
