@@ -1,6 +1,7 @@
 """``custodian-ext``: the pack's own commands.
 
-report, check-vars, check-triage, bundle, org-check, periodic, react-role-policy.
+report, check-vars, check-triage, bundle, org-check, periodic, react-role-policy,
+permissions.
 """
 import argparse
 import sys
@@ -165,6 +166,53 @@ def cmd_react_role_policy(args):
     return 0
 
 
+def cmd_permissions(args):
+    import json
+    import os
+    from custodian_ext import permissions, settings
+    from custodian_ext.errors import PackError
+    values = settings.load(args.vars_file) if args.vars_file else None
+    if args.format == 'policies':
+        text = ''.join(f"{name}: {' '.join(actions)}\n"
+                       for name, actions in permissions.by_policy(args.paths, values).items())
+        return _emit(text, args.output)
+    actions, outputs = permissions.required(args.paths, values)
+    if args.format == 'md':
+        return _emit(permissions.markdown(actions), args.output)
+    doc = permissions.document(actions, outputs)
+    n = permissions.size(doc)
+    if n <= permissions.MANAGED_POLICY_LIMIT:
+        return _emit(json.dumps(doc, indent=2) + '\n', args.output)
+    docs = permissions.split(doc)
+    if not args.split:
+        raise PackError(
+            f"the policy is {n:,} characters (IAM counts them without white space), over the "
+            f"{permissions.MANAGED_POLICY_LIMIT:,} a managed policy holds: add --split to "
+            f"write it as {len(docs)} policies to attach together")
+    if args.output == '-':
+        return _emit(json.dumps(docs, indent=2) + '\n', '-')
+    os.makedirs(args.output, exist_ok=True)
+    for i, d in enumerate(docs, 1):
+        path = os.path.join(args.output, f'policy-{i}.json')
+        with open(path, 'w') as fh:
+            fh.write(json.dumps(d, indent=2) + '\n')
+        sys.stderr.write(f"custodian-ext: wrote {path}\n")
+    return 0
+
+
+def _emit(text, output):
+    import os
+    if output == '-':
+        sys.stdout.write(text)
+        return 0
+    parent = os.path.dirname(os.path.abspath(output))
+    os.makedirs(parent, exist_ok=True)
+    with open(output, 'w') as fh:
+        fh.write(text)
+    sys.stderr.write(f"custodian-ext: wrote {output}\n")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog='custodian-ext',
@@ -278,6 +326,27 @@ def build_parser():
     p.add_argument('--vars-file', default='policies/vars.yml', help='settings (%(default)s)')
     p.add_argument('-o', '--output', default='-', help="file to write ('-' for stdout)")
     p.set_defaults(func=cmd_react_role_policy)
+
+    p = sub.add_parser(
+        'permissions', help='the IAM policy (JSON) that policy files need',
+        description="Print the IAM policy document the policies need: each policy's resource, "
+                    "filters, actions and mode, as Custodian declares them, plus the pack's "
+                    "corrections for calls Custodian does not declare; every action is checked "
+                    "against botocore's service models. For Lambda policies (periodic, react) it "
+                    "is the functions' execution role.")
+    p.add_argument('paths', nargs='+', metavar='PATH', help='policy files or folders')
+    p.add_argument('--format', choices=('json', 'md', 'policies'), default='json',
+                   help='json: the IAM policy document (default); md: one line per service; '
+                        'policies: one line per policy with its actions')
+    p.add_argument('--vars-file', default=None,
+                   help='settings to substitute (default: example settings); they matter for '
+                        'react (notify transport, output bucket)')
+    p.add_argument('--split', action='store_true',
+                   help="past IAM's 6,144 characters for a managed policy, write several "
+                        "policies (a JSON list on stdout, or policy-N.json files in -o DIR)")
+    p.add_argument('-o', '--output', default='-', help="file (or folder with --split) to write; "
+                                                      "'-' for stdout (default)")
+    p.set_defaults(func=cmd_permissions)
     return parser
 
 

@@ -274,22 +274,23 @@ def _exports(data):
 def execution_role_policy(policies):
     """The IAM policy document of the functions' execution role.
 
-    The read permissions are each policy's own ``get_permissions()`` (its
-    resource type, filters and actions, as c7n declares them); writing to an
-    ``s3://`` output adds ``s3:PutObject`` on that prefix; ``securityhub_export``
+    The read permissions are each policy's as ``custodian-ext permissions``
+    computes them (``custodian_ext.permissions.policy_permissions``: its
+    resource type, filters, actions and mode as c7n declares them, with the
+    pack's corrections); writing to an ``s3://`` output adds ``s3:PutObject``
+    on that prefix; ``securityhub_export``
     (true, or still a placeholder) adds the Security Hub calls of the export.
     """
     import custodian_ext  # noqa: F401  the pack's filters must be registered
     from c7n.config import Config
     from c7n.policy import Policy
     from c7n.resources import load_resources
+    from custodian_ext.permissions import policy_permissions
     load_resources(tuple({p['resource'] for p in policies}))
     actions, resources = set(LAMBDA_RUNTIME_PERMISSIONS), set()
     for data in policies:
         policy = Policy(dict(data), Config.empty(region='us-east-1', account_id='000000000000'))
-        actions |= set(policy.get_permissions())
-        # c7n's Policy.get_permissions leaves out the mode's own calls
-        actions |= set(policy.get_execution_mode().get_permissions())
+        actions |= policy_permissions(policy)
         output = ((data.get('mode') or {}).get('execution-options') or {}).get('output_dir')
         if output and output.startswith('s3://'):
             bucket_path = output[5:].split('?', 1)[0].rstrip('/')

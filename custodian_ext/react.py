@@ -316,13 +316,24 @@ class ExposedKeyNoticeMode(LambdaMode):
                 continue
             if user not in names:
                 names.append(user)
-        users = self.policy.resource_manager.get_resources(names) if names else []
+        users = self.users(names) if names else []
         found = {u['UserName'] for u in users}
         for entry in keys:
             if 'outcome' not in entry and entry['user'] not in found:
                 entry.update(outcome=UNKNOWN_USER, reason=(
                     f"no IAM user {entry['user']} in account {notice.affected_account}"))
         return users, keys
+
+    def users(self, names):
+        """The named IAM users that exist, described as c7n lists them.
+
+        Not c7n's ``get_resources``: it logs any API error and returns no users,
+        so a denied ``iam:GetUser`` would read as "no such user" and the notice
+        as handled. A missing user is skipped (c7n's DescribeUser); any other
+        error fails the invocation, with the error in the notice record.
+        """
+        manager = self.policy.resource_manager
+        return manager.augment(manager.source.get_resources(names))
 
     @staticmethod
     def attribute(keys, users):

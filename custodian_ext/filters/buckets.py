@@ -5,7 +5,10 @@ buckets. When a call is denied it records the method in
 ``c7n:DeniedMethods`` and goes on without the subdocument, and other
 filters then see "no policy" or "versioning off". For R4.2 that would hide
 a bucket policy granting an attacker's account, so the pack's S3 policies
-put this filter first.
+put this filter first. It checks the ``keys`` it is given and every other
+detail c7n read for the policy (its ``augment-keys``, and the location and
+tags c7n always reads: a bucket's location decides where the other reads
+go), and names the denied IAM actions.
 """
 from c7n.exceptions import PolicyExecutionError, PolicyValidationError
 from c7n.filters import Filter
@@ -62,18 +65,30 @@ class DetailsReadable(Filter):
                 f"{', '.join(missing)}; add them to query: [{{augment-keys: [...]}}]")
         return self
 
+    def fetched(self):
+        """The details c7n read for this policy (its own rule), and the keys."""
+        from c7n.resources.s3 import BucketAssembly
+        fields = set(BucketAssembly(self.manager).detect_augment_fields())
+        return sorted(fields | {'Location', 'Tags'} | set(self.data['keys']))
+
     def process(self, resources, event=None):
-        unread = []
+        unread, denied_actions = [], set()
+        checked = self.fetched()
         for b in resources:
             denied = set(b.get('c7n:DeniedMethods') or ())
-            for k in self.data['keys']:
-                method, _ = METHODS[k]
-                if method in denied or k not in b:
+            for k in checked:
+                method, action = METHODS[k]
+                if method in denied:
+                    denied_actions.add(action)
+                if method in denied or (k in self.data['keys'] and k not in b):
                     unread.append(f"{b['Name']} ({method})")
         if unread:
-            perms = ', '.join(METHODS[k][1] for k in self.data['keys'])
+            listed = f"{', '.join(unread[:10])}{' ...' if len(unread) > 10 else ''}"
+            if denied_actions:
+                why = (f"access denied to {', '.join(sorted(denied_actions))}: grant it, or "
+                       f"check the bucket policy does not deny this principal")
+            else:
+                why = 'c7n returned the bucket without it'
             raise PolicyExecutionError(
-                f"could not read {len(unread)} bucket detail(s): {', '.join(unread[:10])}"
-                f"{' ...' if len(unread) > 10 else ''}; grant {perms}, or check the bucket "
-                f"policy does not deny this principal")
+                f"could not read {len(unread)} bucket detail(s): {listed}; {why}")
         return resources

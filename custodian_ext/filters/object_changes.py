@@ -36,6 +36,7 @@ from c7n.filters import Filter
 from c7n.resources.s3 import get_region
 from c7n.utils import local_session, type_schema
 
+from custodian_ext.incomplete import mark as mark_incomplete
 from custodian_ext.actions.restore_s3 import iter_keys, plan_key
 from custodian_ext.filters.options import aware, check_timestamp
 from custodian_ext.filters.trails import NOT_RECORDED, PARTIAL, RECORDED, s3_write_data_events
@@ -158,6 +159,9 @@ class ObjectChanges(Filter):
             if (found.get('Deleted') or found.get('Overwritten') or found.get('Unclear')
                     or found.get('CutShort') or found.get('Unreadable')):
                 b[self.annotation_key] = found
+                if found.get('Unreadable'):  # the versions not read: not a complete check
+                    mark_incomplete(b, f"object versions of {b['Name']}: "
+                                       f"{found['Unreadable']}")
                 results.append(b)
         return results
 
@@ -248,6 +252,8 @@ class ObjectChangesNotCheckable(Filter):
 
     def explain(self, bucket, status):
         coverage, trails, notes = self.data_events(bucket)
+        for note in notes:  # a trail that could not be read: coverage unknown, incomplete
+            mark_incomplete(bucket, f"S3 data events for {bucket['Name']}: {note}")
         out = {'Versioning': status or 'Disabled', 'DataEvents': coverage, 'Trails': trails}
         if status == 'Suspended':
             why = ('versioning suspended: an object whose current version is the null version '

@@ -40,6 +40,7 @@ from c7n.filters import Filter
 from c7n.filters.iamaccess import PolicyChecker
 from c7n.utils import local_session, type_schema
 
+from custodian_ext.incomplete import mark as mark_incomplete
 from custodian_ext.filters.shares import TRUSTED_SCHEMA, _validate_trusted, trusted_accounts
 from custodian_ext.registry import register_filter
 
@@ -225,6 +226,8 @@ class TrailBucketAtRisk(Filter):
             found = seen[key]
             if found:
                 t[self.annotation_key] = found
+                if found.get('Unreadable'):  # reported, but not checked: never complete
+                    mark_incomplete(t, f"trail bucket {bucket}: {found['Problem']}")
                 results.append(t)
         return results
 

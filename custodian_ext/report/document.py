@@ -11,8 +11,9 @@ per-resource ``action-results-*.json`` the pack's actions write, or, for a
 ``--dryrun`` run, what would be. Each finding lists the containment of its
 own resource.
 
-The gate (``--fail-on``): exit 2 when any policy errored or did not run,
-else 1 when a finding is at or above the gate severity, else 0.
+The gate (``--fail-on``): exit 2 when any policy errored, did not run or
+checked only in part (findings marked ``c7n:incomplete``), else 1 when a
+finding is at or above the gate severity, else 0.
 """
 import datetime
 from collections import Counter
@@ -219,7 +220,7 @@ def build(runs, fail_on=None, sources=(), now=None, triage=None):
     steps = {}
     for f in findings:
         steps.setdefault(f['step'], Counter())[f['severity']] += 1
-    problems = [r for r in runs if r.status in ('errored', 'missing')]
+    problems = [r for r in runs if r.status in ('errored', 'missing') or r.incomplete]
     status_counts = Counter(r.status for r in runs)
     at_gate = [f for f in findings if gate.fails(f['severity'])]
 
@@ -227,6 +228,10 @@ def build(runs, fail_on=None, sources=(), now=None, triage=None):
         code = EXIT_ERRORED
         message = (f"{len(problems)} policy run(s) errored or did not run: their results "
                    f"are unknown")
+        partial = sum(1 for r in problems if r.incomplete)
+        if partial:
+            message = (f"{len(problems)} policy run(s) errored, did not run or checked only in "
+                       f"part ({partial}): their results are unknown or incomplete")
     elif at_gate:
         code = EXIT_FINDINGS
         message = f"{len(at_gate)} finding(s) at or above {gate.fail_on}"

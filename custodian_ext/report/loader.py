@@ -23,6 +23,8 @@ import glob
 import json
 import os
 
+from custodian_ext.incomplete import reasons as incomplete_reasons
+
 from custodian_ext.report.model import Finding, PolicyRun
 
 
@@ -42,6 +44,14 @@ def _last_error(log_path):
             lines = [ln.rstrip() for ln in fh if ln.strip()]
     except OSError:
         return ''
+    # the exception of the last traceback: its first line that is not indented (botocore
+    # names denials after the error code, botocore.errorfactory.AccessDenied: ...)
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].startswith('Traceback'):
+            for ln in lines[i + 1:]:
+                if not ln.startswith((' ', '\t')):
+                    return ln[-500:]
+            break
     for ln in reversed(lines):
         if not ln.startswith((' ', '\t', 'Traceback')) and ('Error' in ln or 'Exception' in ln):
             return ln[-500:]
@@ -141,6 +151,10 @@ def read_run(path, root, label=None):
             run.error = f"unreadable resources.json ({e})"
         else:
             run.status = 'findings' if run.resources else 'clean'
+            gaps = incomplete_reasons(run.resources)
+            if gaps:  # findings checked only in part (custodian_ext/incomplete.py)
+                run.incomplete = gaps
+                run.error = ('incomplete: ' + '; '.join(gaps))[:1000]
     return run
 
 

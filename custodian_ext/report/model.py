@@ -58,6 +58,8 @@ class PolicyRun:
     description: str = ''
     resources: list = field(default_factory=list)
     error: str = ''
+    # what a 'findings' run could not check (resources' c7n:incomplete): a problem too
+    incomplete: list = field(default_factory=list)
     path: str = ''
     # Respond/recover runs: the action types the policy carries, whether it ran
     # with --dryrun, and what the pack's actions recorded (action-results-*.json).

@@ -85,9 +85,13 @@ class Emulator:
     boto3 sessions bound to it, ``reset()`` empties every backend.
     """
 
-    def __init__(self, host='127.0.0.1', log_file=None):
+    def __init__(self, host='127.0.0.1', log_file=None, iam_auth=None):
         self.host = host
         self.log_file = log_file
+        # IAM enforcement: the number of requests served before every signed request is
+        # checked against its caller's IAM policies (moto's INITIAL_NO_AUTH_ACTION_COUNT;
+        # None: never; 'inf': not yet, until enforce_iam()). See emulator/iam_auth.py.
+        self.iam_auth = iam_auth
         self.proc = None
         self.url = None
 
@@ -96,6 +100,9 @@ class Emulator:
         env['MOTO_IAM_LOAD_MANAGED_POLICIES'] = 'true'  # AWS's quarantine policies
         env.setdefault('MOTO_AMIS_PATH', AMIS_FILE)
         env.pop('MOTO_ACCOUNT_ID', None)  # would break multi-account (assume_role)
+        env.pop('INITIAL_NO_AUTH_ACTION_COUNT', None)
+        if self.iam_auth is not None:
+            env['INITIAL_NO_AUTH_ACTION_COUNT'] = str(self.iam_auth)
         err = open(self.log_file, 'ab') if self.log_file else subprocess.DEVNULL
         self.proc = subprocess.Popen(
             [sys.executable, '-m', 'custodian_ext_dev.emulator', '--host', self.host,
@@ -136,6 +143,18 @@ class Emulator:
 
     def reset(self):
         self.post('/moto-api/reset')
+
+    def enforce_iam(self, after=0):
+        """Check every signed request against its caller's IAM policies once ``after`` more
+        requests have been served (0: from now on; float('inf'): stop checking)."""
+        return json.loads(self.post_raw('/moto-api/reset-auth', str(after).encode()))
+
+    def post_raw(self, path, data):
+        assert_loopback(self.url)
+        req = urllib.request.Request(self.url + path, data=data, method='POST',
+                                     headers={'Content-Type': 'application/octet-stream'})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.read()
 
     def post(self, path, body=None):
         assert_loopback(self.url)

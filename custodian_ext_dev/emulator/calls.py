@@ -69,17 +69,26 @@ def _models(service):
 
 
 def _templates(model):
-    """[(method, path regex, literal query keys, literal length, operation)] of a REST model."""
+    """[(method, path regex, query keys it needs, literal length, operation)] of a REST model."""
     key = ('templates', model.service_name)
     if key not in _model_cache:
         out = []
         for name in model.operation_names:
-            http = model.operation_model(name).http
+            op = model.operation_model(name)
+            http = op.http
             uri = http.get('requestUri', '/')
             path, _, query = uri.partition('?')
-            keys = tuple(q.split('=')[0] for q in query.split('&') if q)
+            keys = [q.split('=')[0] for q in query.split('&') if q]
+            # required query-string members tell apart operations on one URI template
+            # (S3: UploadPart and AbortMultipartUpload need uploadId)
+            shape = op.input_shape
+            for member in (shape.required_members if shape is not None else ()):
+                m = shape.members[member]
+                if m.serialization.get('location') == 'querystring':
+                    keys.append(m.serialization.get('name', member))
             literal = len(re.sub(r'\{[^}]+\}', '', path))
-            out.append((http.get('method', 'POST'), _uri_regex(path), keys, literal, name))
+            out.append((http.get('method', 'POST'), _uri_regex(path), tuple(keys), literal,
+                        name))
         _model_cache[key] = out
     return _model_cache[key]
 

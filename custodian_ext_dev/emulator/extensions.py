@@ -81,6 +81,10 @@ tests and the benchmarks) applies it.
 - Security Hub findings (``BatchImportFindings`` checks and updates,
   ``BatchUpdateFindings``, ``GetFindings`` filters), as the API reference
   documents them. See ``custodian_ext_dev.emulator.securityhub``.
+- IAM enforcement (``Emulator(iam_auth=...)``, moto's ``INITIAL_NO_AUTH_ACTION_COUNT``):
+  each signed request is checked against the caller's IAM policies as AWS
+  does, with moto 5.2.5's defects fixed and AWS's error for each protocol.
+  See ``custodian_ext_dev.emulator.iam_auth``.
 - Not AWS behaviour, for benchmarks and tests: the emulator counts the API
   calls it serves (by account, region, service and operation) and can answer
   a share of them with AWS's throttling errors. See
@@ -677,6 +681,9 @@ def event_history():
 def securityhub_findings():
     from custodian_ext_dev.emulator import securityhub
     securityhub.apply()
+def iam_enforcement():
+    from custodian_ext_dev.emulator import iam_auth
+    iam_auth.apply()
 
 
 def api_calls():
@@ -713,6 +720,7 @@ EXTENSIONS = [
     event_history,
     identity_services,
     securityhub_findings,
+    iam_enforcement,  # outside the extensions that answer requests themselves
     api_calls,  # last: the outermost entry point, it sees every request
 ]
 

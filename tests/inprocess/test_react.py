@@ -228,3 +228,27 @@ def test_react_role_policy_command(tmp_path, capsys):
         main_statement['Action'])
     assert main(['react-role-policy', '--vars-file', str(tmp_path / 'missing.yml')]) == 1
     assert 'vars file not found' in capsys.readouterr().err
+
+
+def test_a_denied_user_lookup_fails_the_notice_instead_of_reading_as_no_such_user(
+        monkeypatch):
+    """c7n's get_resources turns any API error into "no resources"; the react mode must not
+    report a user it could not read as unknown (custodian_ext/react.py ``users``)."""
+    from botocore.exceptions import ClientError
+
+    from custodian_ext import notices
+    p = policy(REACT['x1-react-advisor-exposed-key'])  # its notice names the user
+    mode = p.get_execution_mode()
+    with open(os.path.join(os.path.dirname(__file__), '..', 'data', 'react',
+                           'advisor-exposed-key.json')) as fh:
+        event = json.loads(fh.read().replace('123456789012', ACCOUNT_ID))
+    notice = notices.parse(event, mode.kind)
+
+    def denied(ids):
+        raise ClientError({'Error': {'Code': 'AccessDenied', 'Message': (
+            'User: x is not authorized to perform: iam:GetUser')}}, 'GetUser')
+    monkeypatch.setattr(p.resource_manager.source, 'get_resources', denied)
+    with pytest.raises(ClientError, match='iam:GetUser'):
+        mode.resolve(notice)
+    # what c7n's own lookup would have done: nothing found, the user called unknown
+    assert p.resource_manager.get_resources(['deploy-bot']) == []
