@@ -42,6 +42,8 @@ _counts = collections.Counter()    # (account, region, service, method, path, qu
 _throttled = collections.Counter()  # same key -> n
 _throttle = {'every': 0, 'times': 1, 'seen': 0, 'pending': {}}
 _APPLIED = False
+# Other emulator modules' control endpoints: POST PREFIX + name, JSON body -> JSON answer.
+CONTROL = {}
 
 # Signing names that are not botocore service names.
 SERVICE_NAMES = {'tagging': 'resourcegroupstaggingapi', 'monitoring': 'cloudwatch',
@@ -77,6 +79,11 @@ def _templates(model):
             uri = http.get('requestUri', '/')
             path, _, query = uri.partition('?')
             keys = tuple(q.split('=')[0] for q in query.split('&') if q)
+            shape = model.operation_model(name).input_shape
+            if shape is not None:  # required query parameters (AbortMultipartUpload's uploadId)
+                keys += tuple(shape.members[m].serialization.get('name', m)
+                              for m in shape.required_members
+                              if shape.members[m].serialization.get('location') == 'querystring')
             literal = len(re.sub(r'\{[^}]+\}', '', path))
             out.append((http.get('method', 'POST'), _uri_regex(path), keys, literal, name))
         _model_cache[key] = out
@@ -112,10 +119,14 @@ def operation(service, method, path, query_keys, hint):
 
 
 def _hint(environ, body):
-    """The operation named by the request itself: X-Amz-Target or Action."""
+    """The operation named by the request itself: X-Amz-Target, x-id or Action."""
     target = environ.get('HTTP_X_AMZ_TARGET')
     if target:
         return target.rsplit('.', 1)[-1]
+    # REST operations sharing one URI template (S3 PutObject/CopyObject) carry ?x-id=<operation>.
+    x_id = urllib.parse.parse_qs(environ.get('QUERY_STRING') or '').get('x-id')
+    if x_id:
+        return x_id[0]
     for source in (environ.get('QUERY_STRING') or '',
                    body.decode('utf-8', 'replace') if body else ''):
         action = urllib.parse.parse_qs(source).get('Action')
@@ -200,6 +211,8 @@ def _control(environ, start_response):
         with _lock:
             _throttle.update(every=every, times=times, seen=0, pending={})
         payload = {'every': every, 'times': times}
+    elif method == 'POST' and path[len(PREFIX):] in CONTROL:
+        payload = CONTROL[path[len(PREFIX):]](json.loads(body or b'{}') or {})
     else:
         start_response('404 Not Found', [('Content-Type', 'application/json')])
         return [b'{"error": "unknown custodian-ext emulator endpoint"}']
@@ -210,6 +223,11 @@ def _control(environ, start_response):
 
 
 # -- client side (benchmarks and tests) ---------------------------------------------
+
+def request(url, path, body=None):
+    """GET (no body) or POST one of the emulator's control endpoints; its JSON answer."""
+    return _request(url, path, body)
+
 
 def _request(url, path, body=None):
     import urllib.request
