@@ -71,6 +71,15 @@ tests and the benchmarks) applies it.
   ``organizations:LeaveOrganization``, ``support:DescribeTrustedAdvisorCheckResult``
   (Basic support plan: SubscriptionRequiredException) and IAM Roles Anywhere
   trust anchors (R4.3, R3.2, R4.2). See ``custodian_ext_dev.emulator.services``.
+- Activity review (#14): trail log files delivered to the trail's bucket in
+  AWS's layout, with S3 object and Lambda data events when the trail's event
+  selectors ask for them (``custodian_ext_dev.emulator.trail_logs``); the APIs
+  replayed attacks call that moto lacks (``StartSession``,
+  ``GetAccountSendingEnabled``, AWS Health on a Basic plan) and real session
+  credentials from ``GetSessionToken``/``GetFederationToken``
+  (``custodian_ext_dev.emulator.attack_apis``); explicit ``Deny`` statements
+  of an IAM user's own policies, such as AWS's quarantine policy, refuse that
+  user's key (``custodian_ext_dev.emulator.deny``).
 - Not AWS behaviour, for benchmarks and tests: the emulator counts the API
   calls it serves (by account, region, service and operation) and can answer
   a share of them with AWS's throttling errors. See
@@ -628,6 +637,13 @@ def event_history():
     history.apply()
 
 
+def activity_services():
+    from custodian_ext_dev.emulator import attack_apis, deny, trail_logs
+    attack_apis.apply()
+    deny.apply()
+    trail_logs.apply()  # outside deny: a refused S3 object call is a data event too
+
+
 def api_calls():
     from custodian_ext_dev.emulator import calls
     calls.apply()
@@ -660,6 +676,7 @@ EXTENSIONS = [
     faster_accounts,
     event_history,
     identity_services,
+    activity_services,
     api_calls,  # last: the outermost entry point, it sees every request
 ]
 
