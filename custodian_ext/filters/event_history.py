@@ -24,7 +24,6 @@ reads it, within the limits AWS sets, and annotates who did what:
   minutes late, so a minute-old read misses nothing it could have seen).
 """
 import datetime
-import fnmatch
 import json
 import logging
 import threading
@@ -35,6 +34,7 @@ from c7n.filters import Filter
 from c7n.utils import get_partition
 from c7n.utils import local_session, type_schema
 
+from custodian_ext.activity.known import KnownPrincipals
 from custodian_ext.filters.options import aware, check_timestamp, list_option
 from custodian_ext.registry import register_filter
 
@@ -56,8 +56,6 @@ WRITE_VERBS = ('Create', 'Delete', 'Put', 'Attach', 'Detach', 'Update', 'Modify'
                'Revoke', 'Stop', 'Start', 'Leave', 'Remove', 'Add', 'Import', 'Set', 'Run',
                'Terminate', 'Enable', 'Disable', 'Deregister', 'Register', 'Upload', 'Tag',
                'Untag', 'Associate', 'Disassociate', 'Accept', 'Invite', 'Reset', 'Change')
-# Roles AWS creates and assumes itself; their sessions are not unknown principals.
-AWS_ROLE_PATHS = ('/aws-service-role/', '/aws-reserved/')
 
 # The process clock and sleep, module attributes so tests can replace them.
 clock = time.monotonic
@@ -210,10 +208,6 @@ def summarize(raw):
     return out
 
 
-def _matches_any(name, patterns):
-    return any(fnmatch.fnmatchcase(name or '', p) for p in patterns)
-
-
 EVENT_SCHEMA_ITEMS = {'oneOf': [{'type': 'string'}, {'type': 'array', 'items': {'type': 'string'}}]}
 
 
@@ -293,26 +287,16 @@ class CloudTrailEvents(Filter):
     def _known(self, key):
         return list_option(self.data, key)
 
+    def known_principals(self):
+        return KnownPrincipals(
+            self.manager.config.account_id, tuple(self._known('known-users')),
+            tuple(self._known('known-roles')), tuple(self._known('known-accounts')))
+
     def is_known(self, event):
-        ptype = event.get('PrincipalType')
-        own = self.manager.config.account_id
-        accounts = set(self._known('known-accounts')) | {own}
-        if ptype == 'AWSService':
-            return True
-        acct = event.get('PrincipalAccount')
-        if ptype == 'AWSAccount':
-            return acct in accounts
-        if acct and acct != own:
-            return acct in accounts
-        if ptype == 'IAMUser':
-            name = (event.get('Principal') or '').rsplit('/', 1)[-1]
-            return _matches_any(name, self._known('known-users'))
-        if ptype == 'AssumedRole':
-            issuer = event.get('SessionIssuer') or ''
-            if any(p in issuer for p in AWS_ROLE_PATHS):
-                return True
-            return _matches_any(issuer.rsplit('/', 1)[-1], self._known('known-roles'))
-        return False  # root, federated users, anything else
+        """Whether the principal of one summarized event is known (``activity.known``)."""
+        return self.known_principals().knows(
+            event.get('PrincipalType'), event.get('Principal'), event.get('PrincipalAccount'),
+            event.get('SessionIssuer'))
 
     def read_history(self):
         region = self.manager.config.region
