@@ -1,0 +1,1 @@
+"""Activity review: what suspect credentials did, from CloudTrail (issue #14)."""
