@@ -35,6 +35,7 @@ from custodian_ext.filters import advisor  # noqa: E402,F401
 from custodian_ext.filters import contacts  # noqa: E402,F401
 from custodian_ext.filters import cost  # noqa: E402,F401
 from custodian_ext.filters import event_history  # noqa: E402,F401
+from custodian_ext.filters import activity  # noqa: E402,F401
 from custodian_ext.filters import organization  # noqa: E402,F401
 from custodian_ext.filters import principals  # noqa: E402,F401
 from custodian_ext.filters import roles_anywhere  # noqa: E402,F401

@@ -5,7 +5,8 @@ reads it, within the limits AWS sets, and annotates who did what:
 
 - Rate: AWS allows ``LookupEvents`` 2 requests per second per account and
   region. Every call in this process waits for its account-region slot
-  (``MIN_INTERVAL``), and throttling errors are retried with back-off.
+  (``MIN_INTERVAL``), and throttling errors are retried with back-off; each
+  retried attempt waits for a slot too.
 - Window: ``since`` (the incident start) to now, clamped to the 90 days of
   history AWS keeps (``HISTORY_DAYS``).
 - Pages: LookupEvents takes one lookup attribute per request and returns 50
@@ -97,13 +98,39 @@ def global_event_region(region):
     return GLOBAL_EVENT_REGIONS.get(get_partition(region), 'us-east-1')
 
 
+_attempt = threading.local()
+
+
+def _retry_waits(**kw):
+    """botocore ``before-send`` of LookupEvents: a retried attempt waits for its slot too.
+
+    The first attempt of each call has waited in ``lookup``; every further one
+    (botocore's own retries, or c7n's ``retry`` calling again after a
+    throttling error) waits here, so retries stay within the rate as well.
+    """
+    if getattr(_attempt, 'first', False):
+        _attempt.first = False
+    elif getattr(_attempt, 'key', None) is not None:
+        limiter.wait(_attempt.key)
+
+
+def limited(client):
+    """``client``, with every LookupEvents attempt going through the rate limiter."""
+    client.meta.events.register('before-send.cloudtrail.LookupEvents', _retry_waits,
+                                unique_id='custodian-ext-lookup-events-rate')
+    return client
+
+
 def lookup(client, retry, key, attribute, start, end, max_pages):
     """Every event for one lookup attribute in [start, end]: (raw events, cut short?)."""
     params = {'LookupAttributes': [attribute], 'StartTime': start, 'EndTime': end,
               'MaxResults': PAGE_SIZE}
     events = []
+    limited(client)
+    _attempt.key = key
     for _ in range(max_pages):
         limiter.wait(key)
+        _attempt.first = True
         resp = retry(client.lookup_events, **params)
         events.extend(resp.get('Events', ()))
         token = resp.get('NextToken')
