@@ -297,6 +297,9 @@ SETTINGS = {s.name: s for s in (
     Setting('keep_access_keys', _key_ids, [],
             'Access key ids the X1 respond policies leave active and never delete: the '
             'replacement key, or an old key reactivated because an application broke.'),
+    Setting('suspect_access_keys', _key_ids, [],
+            'Access key ids to treat as leaked (R2.2, X1 activity review): everything they '
+            'did since incident_start, and the sessions and keys they made, is reported.'),
     Setting('unusual_instance_types', _patterns,
             ['p2.*', 'p3.*', 'p3dn.*', 'p4d.*', 'p4de.*', 'p5.*', 'p5e.*', 'p5en.*', 'p6*',
              'g3.*', 'g3s.*', 'g4dn.*', 'g4ad.*', 'g5.*', 'g5g.*', 'g6.*', 'g6e.*', 'gr6.*',
