@@ -193,8 +193,10 @@ def find_trails(session, region, global_region, window, retry):
     """
     notes = []
     try:
-        listed = retry(session.client('cloudtrail', region_name=region).describe_trails,
-                       includeShadowTrails=True)['trailList']
+        # shadow trails included (the API's default), with the parameters c7n's aws.cloudtrail
+        # sends, so that the run's shared reads answer both (custodian_ext.runcache)
+        listed = retry(session.client('cloudtrail', region_name=region).describe_trails
+                       )['trailList']
     except ClientError as e:
         return [], [f'trails in {region} could not be listed ({e.response["Error"]["Code"]})']
     out = []
