@@ -38,7 +38,8 @@ def event_time(record):
     if not isinstance(value, str):
         return None
     try:
-        when = datetime.datetime.fromisoformat(value.replace('Z', '+00:00'))
+        # (Lambda's python3.10 runtime parses no 'Z')
+        when = datetime.datetime.fromisoformat(value.replace('Z', '+00:00'))  # noqa: FURB162
     except ValueError:
         return None
     return when if when.tzinfo else when.replace(tzinfo=datetime.timezone.utc)
@@ -71,7 +72,7 @@ def minted_key(record):
     return creds.get('accessKeyId') if isinstance(creds, dict) else None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def resource_map(path=RESOURCES_FILE):
     """{event source: {event name or '*': {parameter or responseElements path: type}}}."""
     try:

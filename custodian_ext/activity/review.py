@@ -221,9 +221,7 @@ class Review:
     def offer(self, kept, record, chain, source, sensitive):
         key = records.access_key(record)
         classification = self.classify(record)
-        if key in chain.suspects:
-            kept.add(records.event(record, source, classification, None))
-        elif sensitive and classification is not None and classification.sensitive and \
+        if key in chain.suspects or sensitive and classification is not None and classification.sensitive and \
                 not self.options.known.knows_identity(record.get('userIdentity')):
             kept.add(records.event(record, source, classification, None))
 

@@ -44,6 +44,9 @@ log = logging.getLogger('custodian.ext.activity')
 
 EVENT_HISTORY, TRAIL_LOGS = 'event-history', 'trail-logs'
 DATA_TYPES = ('AWS::S3::Object', 'AWS::Lambda::Function')
+# Keys per ListObjectsV2 page: small pages keep the reader's memory flat however many log
+# files a day holds (S3's own page is 1,000 keys; a LIST costs the same either way).
+LIST_PAGE = 100
 # S3's transient errors (SlowDown is its throttling), retried with back-off.
 s3_retry = get_retry(('SlowDown', 'ServiceUnavailable', 'InternalError', 'RequestTimeout',
                       'Throttling', 'ThrottlingException'))
@@ -312,7 +315,7 @@ class TrailLogs:
         """The log file keys of ``region`` for the window's days, oldest first."""
         for day in days(self.window):
             prefix = f'{self._base()}{self.owner()}/CloudTrail/{region}/{day:%Y/%m/%d}/'
-            for page in self._pages(Prefix=prefix):
+            for page in self._pages(Prefix=prefix, MaxKeys=LIST_PAGE):
                 for obj in page.get('Contents') or ():
                     if obj['Key'].endswith('.json.gz'):
                         yield obj['Key'], obj.get('Size', 0)

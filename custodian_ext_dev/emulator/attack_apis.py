@@ -20,6 +20,7 @@ event history like any other:
 import json
 import re
 import uuid
+from types import SimpleNamespace
 
 _AUTH = re.compile(r'Credential=([^/,\s]+)/\d{8}/([^/]+)/health/aws4_request')
 
@@ -95,6 +96,7 @@ def session_identity(account_id, key, partition='aws'):
 
 def ssm_start_session():
     from moto.core.exceptions import JsonRESTError
+    from moto.ec2.exceptions import InvalidInstanceIdError
     from moto.ec2.models import ec2_backends
     from moto.ssm.responses import SimpleSystemManagerResponse
 
@@ -102,7 +104,7 @@ def ssm_start_session():
         target = self._get_param('Target')
         try:
             ec2_backends[self.current_account][self.region].get_instance(target)
-        except Exception:
+        except InvalidInstanceIdError:
             raise JsonRESTError('TargetNotConnected', f'{target} is not connected.') from None
         session_id = f'{self._get_param("Reason") or "session"}-{uuid.uuid4().hex[:17]}'
         return json.dumps({
@@ -127,6 +129,7 @@ def ses_sending_enabled():
 
 def health_basic_plan():
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
     from custodian_ext_dev.emulator import event_history
 
     dispatch = DomainDispatcherApplication.__call__
@@ -144,11 +147,10 @@ def health_basic_plan():
                            'message': 'The AWS Health API requires a Business, Enterprise '
                                       'On-Ramp, or Enterprise Support plan.'})
 
-        class _Request:
-            headers = {k[5:].replace('_', '-').title(): v
-                       for k, v in environ.items() if k.startswith('HTTP_')}
-            remote_addr = environ.get('REMOTE_ADDR')
-
+        request = SimpleNamespace(
+            headers={k[5:].replace('_', '-').title(): v
+                     for k, v in environ.items() if k.startswith('HTTP_')},
+            remote_addr=environ.get('REMOTE_ADDR'))
         try:
             params = event_history._lower_keys(json.loads(raw)) if raw else {}
         except ValueError:
@@ -156,7 +158,7 @@ def health_basic_plan():
         event_history.record_event(
             account_id=get_account_id_from(access_key), region=region, service='health',
             usage_namespace='health', event_source='health.amazonaws.com', action=action,
-            access_key=access_key, partition='aws', request=_Request(), params=params,
+            access_key=access_key, partition='aws', request=request, params=params,
             status=400, body=body)
         data = body.encode()
         start_response('400 Bad Request', [('Content-Type', 'application/x-amz-json-1.1'),

@@ -23,6 +23,7 @@ import json
 import re
 import urllib.parse
 import uuid
+from types import SimpleNamespace
 
 from custodian_ext_dev.emulator import calls, event_history
 
@@ -130,6 +131,7 @@ def apply():
         return
     _APPLIED = True
     import io
+
     from moto.iam.models import get_account_id_from, iam_backends
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
@@ -147,7 +149,7 @@ def apply():
             backend = iam_backends[account_id]['aws']
             key = backend.access_keys.get(access_key)
             user = backend.users.get(key.user_name) if key is not None and key.user_name else None
-        except Exception:
+        except (KeyError, AttributeError):
             user = None
         if user is None:
             return dispatch(self, environ, start_response)
@@ -165,11 +167,10 @@ def apply():
                    f'with an explicit deny in an identity-based policy')
         status, headers, text = access_denied(service, message)
 
-        class _Request:
-            headers = {k[5:].replace('_', '-').title(): v
-                       for k, v in environ.items() if k.startswith('HTTP_')}
-            remote_addr = environ.get('REMOTE_ADDR')
-
+        request = SimpleNamespace(
+            headers={k[5:].replace('_', '-').title(): v
+                     for k, v in environ.items() if k.startswith('HTTP_')},
+            remote_addr=environ.get('REMOTE_ADDR'))
         if service == 's3':  # S3 calls are data events, recorded by trail_logs
             data = text.encode()
             start_response(status, headers + [('Content-Length', str(len(data)))])
@@ -181,7 +182,7 @@ def apply():
         event_history.record_event(
             account_id=account_id, region=region, service=namespace.replace('lambda', 'awslambda'),
             usage_namespace=namespace, event_source=source, action=op, access_key=access_key,
-            partition='aws', request=_Request(), params=_params(environ, body),
+            partition='aws', request=request, params=_params(environ, body),
             status=int(status.split()[0]), body=text)
         data = text.encode()
         start_response(status, headers + [('Content-Length', str(len(data)))])

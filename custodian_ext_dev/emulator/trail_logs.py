@@ -45,7 +45,8 @@ import random
 import re
 import string
 import threading
-import xml.etree.ElementTree as ElementTree
+from types import SimpleNamespace
+from xml.etree import ElementTree
 
 from custodian_ext_dev.emulator import calls, event_history
 
@@ -97,6 +98,7 @@ def _deleted_keys(body):
 
 def _record_s3(environ, access_key, region, status, body, answer, bucket, key, op):
     from moto.iam.models import get_account_id_from
+    from moto.s3.exceptions import MissingBucket
     from moto.s3.models import s3_backends
     account_id = get_account_id_from(access_key)
     owner = None
@@ -104,8 +106,8 @@ def _record_s3(environ, access_key, region, status, body, answer, bucket, key, o
         _, owner = s3_backends.bucket_accounts[bucket]
         try:
             region = s3_backends[owner]['aws'].get_bucket(bucket).region_name
-        except Exception:
-            pass
+        except MissingBucket:
+            owner = None  # deleted meanwhile
     keys = [key] if key else _deleted_keys(body)
     resources = [{'type': 'AWS::S3::Object', 'ARN': f'arn:aws:s3:::{bucket}/{k}'}
                  for k in keys[:50]]
@@ -117,19 +119,20 @@ def _record_s3(environ, access_key, region, status, body, answer, bucket, key, o
     elif op == 'DeleteObjects':
         params['delete'] = {'object': [{'key': k} for k in keys[:50]], 'quiet': 'false'}
 
-    class _Request:
-        headers = {'User-Agent': environ.get('HTTP_USER_AGENT', ''),
-                   'X-Forwarded-For': environ.get('HTTP_X_FORWARDED_FOR', '')}
-        remote_addr = environ.get('REMOTE_ADDR')
+    request = SimpleNamespace(
+        headers={'User-Agent': environ.get('HTTP_USER_AGENT', ''),
+                 'X-Forwarded-For': environ.get('HTTP_X_FORWARDED_FOR', '')},
+        remote_addr=environ.get('REMOTE_ADDR'))
 
     event_history.record_data_event(
         account_id=account_id, region=region, event_source='s3.amazonaws.com', action=op,
-        access_key=access_key, partition='aws', request=_Request(), params=params,
+        access_key=access_key, partition='aws', request=request, params=params,
         status=status, body=answer, read_only=op in S3_READS, resources=resources, owner=owner)
 
 
 def s3_data_events():
     import io
+
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
     dispatch = DomainDispatcherApplication.__call__

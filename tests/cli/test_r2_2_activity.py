@@ -9,14 +9,21 @@ to S3 on request (custodian_ext_dev/emulator/trail_logs.py).
 import gzip
 import json
 import os
+from pathlib import Path
 
 import pytest
 import yaml
 
 from custodian_ext_dev.emulator import DEFAULT_ACCOUNT, client_env
 from tests.attack_replay import ATTACK_CALLS, ATTACKER_IP, seed_attacked
-from tests.support import POLICIES, new_account, policy_vars, run_cli, run_lambda_handler, \
-    write_vars
+from tests.support import (
+    POLICIES,
+    new_account,
+    policy_vars,
+    run_cli,
+    run_lambda_handler,
+    write_vars,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -95,7 +102,7 @@ def test_c7n_org_reports_the_same_events(attacked):
     run_cli(['custodian-ext', 'bundle'] + FILES + ['-o', str(bundle)], account.env, check=0)
     accounts = tmp / 'accounts.yml'
     accounts.write_text(yaml.safe_dump({
-        'vars': yaml.safe_load(open(attacked['vars'])),
+        'vars': yaml.safe_load(Path(attacked['vars']).read_text()),
         'accounts': [{'name': 'victim', 'account_id': account.id,
                       'role': f'arn:aws:iam::{account.id}:role/OrganizationAccountAccessRole',
                       'regions': REGIONS}]}))
@@ -113,7 +120,6 @@ def test_c7n_org_reports_the_same_events(attacked):
 def test_periodic_function_reviews_the_activity(attacked, tmp_path):
     """The function's zip carries the pack, its catalogue and resource map: the handler,
     run as Lambda would (only the zip and the runtime's libraries), writes the finding."""
-    import custodian_ext  # noqa: F401
     from c7n import mu
     from c7n.config import Config
     from c7n.policy import Policy
@@ -130,7 +136,8 @@ def test_periodic_function_reviews_the_activity(attacked, tmp_path):
     load_resources((data['resource'],))
     policy = Policy(data, Config.empty(region='us-east-1', account_id=account.id,
                                        output_dir='out', tracer=None))
-    policy.expand_variables(policy.get_variables(yaml.safe_load(open(attacked['vars']))))
+    policy.expand_variables(policy.get_variables(yaml.safe_load(
+        Path(attacked['vars']).read_text())))
     archive = mu.PolicyLambda(policy).get_archive()
     names = set(archive.get_filenames())
     assert {'custodian_ext/data/activity-catalogue.yml',

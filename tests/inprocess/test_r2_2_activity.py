@@ -13,6 +13,7 @@ those APIs refuse).
 import datetime
 import gzip
 import io
+import itertools
 import json
 import re
 
@@ -25,10 +26,24 @@ from custodian_ext.activity.known import KnownPrincipals
 from custodian_ext.filters import event_history
 from custodian_ext_dev.demo.story import incident_boundary
 from custodian_ext_dev.emulator import AMI_X86, DEFAULT_ACCOUNT, calls, session, trail_logs
-from tests.attack_replay import ATTACK_CALLS, ATTACKER_IP, DENIED, instance, seed_attacked, \
-    trail, user_with_key
-from tests.support import client_error, inject_faults, key_client, load_policy, new_account, \
-    policy_vars, run_policy
+from tests.attack_replay import (
+    ATTACK_CALLS,
+    ATTACKER_IP,
+    DENIED,
+    instance,
+    seed_attacked,
+    trail,
+    user_with_key,
+)
+from tests.support import (
+    client_error,
+    inject_faults,
+    key_client,
+    load_policy,
+    new_account,
+    policy_vars,
+    run_policy,
+)
 
 X1 = ('detect/x1-activity.yml', 'x1-leaked-key-activity')
 SUSPECTS = ('detect/r2-2-activity.yml', 'r2-2-suspect-credential-activity')
@@ -49,9 +64,9 @@ def _fresh(monkeypatch):
 def settings(start, **kw):
     """The tests' settings: the emulator's default account, from which every test account
     is reached (as a management account reaches its members), is trusted."""
-    values = dict(incident_start=start, trusted_accounts=[DEFAULT_ACCOUNT],
-                  known_users=['alice', 'deploy-bot'],
-                  known_roles=['OrganizationAccountAccessRole', 'app-role'])
+    values = {'incident_start': start, 'trusted_accounts': [DEFAULT_ACCOUNT],
+              'known_users': ['alice', 'deploy-bot'],
+              'known_roles': ['OrganizationAccountAccessRole', 'app-role']}
     values.update(kw)
     return policy_vars(**values)
 
@@ -411,7 +426,7 @@ def test_throttled_history_stays_within_two_requests_per_second(aws, monkeypatch
     assert attempts == len(slots)  # every attempt, retries too, took a slot
     for region in ('us-east-1', 'us-west-2'):
         times = [t for k, t in slots if k == (aws.id, region)]
-        gaps = [b - a for a, b in zip(times, times[1:])]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         assert times and min(gaps, default=1) >= event_history.MIN_INTERVAL - 0.01
 
 
