@@ -1,47 +1,48 @@
 """Cloud Custodian policy pack for responding to a suspected AWS account compromise.
 
-Importing this package registers the pack's filters, actions and conditions
-with c7n and installs its hooks (see ``custodian_ext.hooks``). The stock
-``custodian`` and ``c7n-org`` commands import it through
-``custodian_ext.pth``; Lambda functions through ``custodian_ext.handler``.
+Importing this package registers the pack's filters, actions, resources and
+execution mode with c7n, and patches nothing. The programs install the
+pack's patches themselves (``custodian_ext.patches.install(program)``): the
+stock ``custodian`` and ``c7n-org`` commands through ``custodian_ext.pth``,
+Lambda functions through ``custodian_ext.handler``.
 """
-from custodian_ext import hooks
-
-hooks.install()
-
-# One line per module that registers elements with c7n.
-from custodian_ext.filters import credentials  # noqa: E402,F401
-from custodian_ext.filters import instances  # noqa: E402,F401
-from custodian_ext.filters import pre_incident_image  # noqa: E402,F401
-from custodian_ext.filters import quarantine  # noqa: E402,F401
-from custodian_ext.actions import restore_ebs  # noqa: E402,F401
-from custodian_ext.actions import restore_rds  # noqa: E402,F401
-from custodian_ext.actions import restore_s3  # noqa: E402,F401
-from custodian_ext.filters import rotation  # noqa: E402,F401
-from custodian_ext.actions import cloudtrail  # noqa: E402,F401
-from custodian_ext.actions import isolate  # noqa: E402,F401
-from custodian_ext.actions import keys  # noqa: E402,F401
-from custodian_ext.actions import passwords  # noqa: E402,F401
-from custodian_ext.actions import sessions  # noqa: E402,F401
-from custodian_ext.actions import shares as _action_shares  # noqa: E402,F401
-from custodian_ext.actions import snapshot  # noqa: E402,F401
-from custodian_ext.actions import users  # noqa: E402,F401
-from custodian_ext.filters import backups  # noqa: E402,F401
-from custodian_ext.filters import buckets  # noqa: E402,F401
-from custodian_ext.filters import containers  # noqa: E402,F401
-from custodian_ext.filters import shares as _filter_shares  # noqa: E402,F401
-from custodian_ext import resources  # noqa: E402,F401
-from custodian_ext.filters import advisor  # noqa: E402,F401
-from custodian_ext.filters import contacts  # noqa: E402,F401
-from custodian_ext.filters import cost  # noqa: E402,F401
-from custodian_ext.filters import event_history  # noqa: E402,F401
-from custodian_ext.filters import activity  # noqa: E402,F401
-from custodian_ext.filters import organization  # noqa: E402,F401
-from custodian_ext.filters import principals  # noqa: E402,F401
-from custodian_ext.filters import roles_anywhere  # noqa: E402,F401
-from custodian_ext.filters import trails  # noqa: E402,F401
-from custodian_ext.filters import usage  # noqa: E402,F401
-from custodian_ext.filters import exposed_key  # noqa: E402,F401
-from custodian_ext.actions import notice  # noqa: E402,F401
-from custodian_ext.actions import assumable  # noqa: E402,F401
-from custodian_ext import react  # noqa: E402,F401
+# One line per module that registers elements with c7n. Imported as modules,
+# not bound to names here: `custodian_ext.sessions`-style name clashes between
+# a package attribute and a submodule confuse readers and patch tables alike.
+import custodian_ext.actions.assumable  # noqa: F401
+import custodian_ext.actions.cloudtrail  # noqa: F401
+import custodian_ext.actions.isolate  # noqa: F401
+import custodian_ext.actions.keys  # noqa: F401
+import custodian_ext.actions.notice  # noqa: F401
+import custodian_ext.actions.passwords  # noqa: F401
+import custodian_ext.actions.restore_ebs  # noqa: F401
+import custodian_ext.actions.restore_rds  # noqa: F401
+import custodian_ext.actions.restore_s3  # noqa: F401
+import custodian_ext.actions.sessions  # noqa: F401
+import custodian_ext.actions.shares  # noqa: F401
+import custodian_ext.actions.snapshot  # noqa: F401
+import custodian_ext.actions.users  # noqa: F401
+import custodian_ext.filters.activity  # noqa: F401
+import custodian_ext.filters.advisor  # noqa: F401
+import custodian_ext.filters.backups  # noqa: F401
+import custodian_ext.filters.buckets  # noqa: F401
+import custodian_ext.filters.contacts  # noqa: F401
+import custodian_ext.filters.containers  # noqa: F401
+import custodian_ext.filters.cost  # noqa: F401
+import custodian_ext.filters.credentials  # noqa: F401
+import custodian_ext.filters.event_history  # noqa: F401
+import custodian_ext.filters.exposed_key  # noqa: F401
+import custodian_ext.filters.instances  # noqa: F401
+import custodian_ext.filters.object_changes  # noqa: F401
+import custodian_ext.filters.organization  # noqa: F401
+import custodian_ext.filters.pre_incident_image  # noqa: F401
+import custodian_ext.filters.principals  # noqa: F401
+import custodian_ext.filters.quarantine  # noqa: F401
+import custodian_ext.filters.roles_anywhere  # noqa: F401
+import custodian_ext.filters.rotation  # noqa: F401
+import custodian_ext.filters.shares  # noqa: F401
+import custodian_ext.filters.trail_bucket  # noqa: F401
+import custodian_ext.filters.trails  # noqa: F401
+import custodian_ext.filters.usage  # noqa: F401
+import custodian_ext.react  # noqa: F401
+import custodian_ext.resources  # noqa: F401

@@ -11,8 +11,9 @@ import os
 
 import yaml
 
-from custodian_ext import settings
-from custodian_ext.hooks import PackError, policy_files
+import custodian_ext.settings as settings
+from custodian_ext.errors import PackError
+from custodian_ext.policyfiles import policy_files
 
 
 def read_policy_file(path):

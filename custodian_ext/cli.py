@@ -32,7 +32,7 @@ def cmd_report(args):
 
 
 def cmd_check_vars(args):
-    from custodian_ext import settings
+    import custodian_ext.settings as settings
     settings.load(args.path, strict=True)
     print(f"{args.path}: settings are valid")
     return 0
@@ -47,7 +47,7 @@ def cmd_bundle(args):
 
 
 def cmd_org_check(args):
-    from custodian_ext import runs
+    import custodian_ext.runs as runs
     accounts = runs.load_accounts(args.config, args.accounts, args.tags, args.not_accounts)
     policies = runs.load_policies(args.use, args.policy, args.policy_tags, args.resource)
     check = runs.check_output(args.output_dir, accounts, policies, args.region, args.log)
@@ -61,7 +61,7 @@ def cmd_org_check(args):
 
 
 def cmd_periodic(args):
-    from custodian_ext import periodic
+    import custodian_ext.periodic as periodic
     n = periodic.write(args.paths, args.output, schedule=args.schedule, role=args.role,
                        output=args.s3_output, runtime=args.runtime, prefix=args.prefix,
                        role_policy=args.role_policy)
@@ -73,7 +73,8 @@ def cmd_periodic(args):
 def cmd_react_role_policy(args):
     import json
     import os
-    from custodian_ext import react, settings
+    import custodian_ext.react as react
+    import custodian_ext.settings as settings
     from custodian_ext.bundle import collect
     values = settings.load(args.vars_file)
     doc = react.execution_role_policy([p for _, p in collect(args.paths)], values)
@@ -181,11 +182,15 @@ def build_parser():
 
 
 def main(argv=None):
-    from custodian_ext.hooks import PackError
+    from custodian_ext.errors import PackError
     from custodian_ext.report import ReportInputError
     from custodian_ext.settings import SettingsError
     args = build_parser().parse_args(argv)
     try:
+        import custodian_ext  # noqa: F401  registers the pack's filters and actions
+        import custodian_ext.patches as patches
+        if patches.installed() is None:  # called in-process by a program that has its own
+            patches.install('custodian-ext')
         return args.func(args)
     except (PackError, ReportInputError, SettingsError, FileNotFoundError) as e:
         sys.stderr.write(f"custodian-ext: error: {e}\n")

@@ -28,7 +28,7 @@ the emulator, would only reject the rule after the function exists).
 import os
 import re
 
-from custodian_ext.hooks import PackError
+from custodian_ext.errors import PackError
 
 HANDLER = 'custodian_ext.handler.run'
 # What `import custodian_ext` needs beyond c7n and the Lambda runtime's own
@@ -343,7 +343,7 @@ def check_deploy(data, session, account_id, partition='aws'):
 def pack_functions(configs):
     """The pack's Lambda policies in the policy files of a ``custodian run``."""
     import yaml
-    from custodian_ext.hooks import policy_files
+    from custodian_ext.policyfiles import policy_files
     out = []
     for path in policy_files(configs):
         try:

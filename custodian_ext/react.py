@@ -57,9 +57,10 @@ from c7n.actions.notify import BaseNotify
 from c7n.exceptions import PolicyValidationError
 from c7n.policy import LambdaMode, execution
 
-from custodian_ext import notices, settings
+import custodian_ext.notices as notices
+import custodian_ext.settings as settings
 from custodian_ext.filters.exposed_key import MATCHED, MODE, ExposedKey
-from custodian_ext.hooks import PackError
+from custodian_ext.errors import PackError
 from custodian_ext.periodic import HANDLER, PACKAGES, PACK_TAG, pack_tags
 
 log = logging.getLogger('custodian.ext.react')
@@ -406,7 +407,7 @@ def execution_role_policy(policies, values):
     for the policies with their settings substituted, plus what c7n's notify
     calls without declaring it.
     """
-    from custodian_ext import periodic
+    import custodian_ext.periodic as periodic
     data = [settings.substitute(p, values) for p in policies]
     doc = periodic.execution_role_policy(data)
     if any(a.get('type') == 'notify' for p in data for a in p.get('actions') or ()

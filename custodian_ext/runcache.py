@@ -25,12 +25,15 @@ in ``custodian`` and ``c7n-org``, with this one:
   in several policies (``SHARED_READS``: DescribeTrails, GetEventSelectors,
   DescribeOrganization, ListTrustAnchors, ListAccessKeys...) are answered
   once per account-region too, through the clients the run's session caches
-  (``custodian_ext.sessions``).
+  (``custodian_ext.perf``).
 - A policy with actions (not ``--dryrun``) neither reads from it nor adds to
   it: it lists, and its actions verify, against the account as it is (an
   action that re-reads what it changed must never get the answer from before
   the change). It empties the cache when it ends, so a later policy of the
-  run sees what the actions changed.
+  run sees what the actions changed. The rule sits on ``PullMode.run``, where
+  every entry point lands: ``Policy.__call__`` (``custodian run``),
+  ``Policy.run`` (c7n-org; c7n defines ``run = __call__``, a second name a
+  wrapper of ``__call__`` would miss) and anything that runs a pull mode.
 
 ``custodian run`` runs a policy in every region before the next policy; the
 pack orders its runs region by region instead (same runs, same output), so
@@ -43,7 +46,6 @@ from c7n import cache as c7n_cache
 
 _lock = threading.Lock()
 _state = {'scope': None, 'data': {}, 'acting': 0}
-_INSTALLED = False
 
 
 def scope_of(config):
@@ -152,7 +154,8 @@ def shared_read(client, operation, params, call):
     return result
 
 
-def _factory(original):
+def run_cache_factory(original):
+    """``c7n.cache.factory``: the run's in-memory cache instead of c7n's file cache."""
     def factory(config):
         if not config:
             return original(config)
@@ -160,7 +163,7 @@ def _factory(original):
     return factory
 
 
-def _cache_key(original):
+def query_in_cache_key(original):
     def get_cache_key(self, query):
         key = original(self, query)
         # c7n's key leaves out the policy's `query:` block, which can change
@@ -172,9 +175,11 @@ def _cache_key(original):
     return get_cache_key
 
 
-def _policy_call(original):
-    def call(self, *args, **kw):
-        acting = bool(self.data.get('actions')) and not getattr(self.options, 'dryrun', False)
+def acting_policies_bypass(original):
+    """``PullMode.run``: a policy that acts reads live, and empties the cache when it ends."""
+    def run(self, *args, **kw):
+        policy = self.policy
+        acting = bool(policy.data.get('actions')) and not getattr(policy.options, 'dryrun', False)
         if not acting:
             return original(self, *args, **kw)
         with _lock:
@@ -185,10 +190,11 @@ def _policy_call(original):
             with _lock:
                 _state['acting'] -= 1
             clear()
-    return call
+    return run
 
 
-def _region_major(original):
+def region_major(original):
+    """``custodian run``: policies ordered region by region, so a region shares one cache."""
     def initialize_policies(self, policy_collection, options):
         collection = original(self, policy_collection, options)
         order = {}
@@ -200,11 +206,10 @@ def _region_major(original):
     return initialize_policies
 
 
-def _run_account(original):
+def account_region_scope(original):
+    """c7n-org's ``run_account``: the cache and the cached clients live for one account-region."""
     def run_account(*args, **kw):
-        # (custodian_ext.sessions by its full name: the package's `sessions`
-        # attribute is custodian_ext.actions.sessions)
-        from custodian_ext.sessions import close_clients
+        from custodian_ext.perf import close_clients
         clear()
         try:
             return original(*args, **kw)
@@ -212,20 +217,3 @@ def _run_account(original):
             clear()
             close_clients()
     return run_account
-
-
-def install(c7n_org=False):
-    global _INSTALLED
-    from custodian_ext.hooks import _wrap
-    if not _INSTALLED:
-        _INSTALLED = True
-        from c7n.policy import Policy
-        from c7n.resources.aws import AWS
-        from c7n.query import QueryResourceManager
-        _wrap(c7n_cache, 'factory', _factory)
-        _wrap(QueryResourceManager, 'get_cache_key', _cache_key)
-        _wrap(Policy, '__call__', _policy_call)
-        _wrap(AWS, 'initialize_policies', _region_major)
-    if c7n_org:
-        from c7n_org import cli as org_cli
-        _wrap(org_cli, 'run_account', _run_account)

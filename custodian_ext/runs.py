@@ -10,7 +10,7 @@ that should exist, and classifies each with the report loader:
 
 - ``findings`` / ``clean``: ``resources.json`` written;
 - ``skipped``: the policy's conditions skipped it (``skipped.json``, written
-  by the pack's hooks: a global policy outside ``global_region``, R3.3 in an
+  by the pack's patches: a global policy outside ``global_region``, R3.3 in an
   allowed region);
 - ``errored``: the policy started but did not finish;
 - ``missing``: no output folder at all, so the run never happened;
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from custodian_ext.hooks import PackError
+from custodian_ext.errors import PackError
 from custodian_ext.report.loader import ReportInputError, read_run
 
 OK_STATUSES = ('findings', 'clean', 'skipped', 'deployed')

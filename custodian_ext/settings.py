@@ -327,6 +327,9 @@ SETTINGS = {s.name: s for s in (
             'restore-continuation.yml, to resume an S3 restore where it stopped.'),
     Setting('restore_pitr_margin_minutes', _minutes, 5,
             'X8: an RDS point-in-time restore goes to incident_start minus this many minutes.'),
+    Setting('object_scan_max_versions', _count, 100000,
+            'X8: the most object versions and delete markers the S3 deletes/overwrites check '
+            'reads per versioned bucket; a bucket with more is reported as cut short.'),
     Setting('react_role', _role_name, 'CustodianPackReact',
             'Real-time containment: the execution role of the policies/react functions '
             '(a name; it must exist in each account they are deployed to).'),

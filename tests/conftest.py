@@ -32,6 +32,31 @@ def aws(account, monkeypatch, tmp_path):
     reset_sessions()
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        'markers', "program(name): run an in-process test with that program's patches "
+        "(custodian, c7n-org, lambda, custodian-ext; default custodian)")
+
+
+@pytest.fixture(autouse=True)
+def pack_patches(request):
+    """The patches a program gets (custodian_ext.patches.table), around each test.
+
+    Default: the ``custodian`` console script's; ``@pytest.mark.program('c7n-org')``
+    for another program's, ``@pytest.mark.program(None)`` for none (stock c7n).
+    """
+    import custodian_ext  # noqa: F401  registers the pack
+    from custodian_ext import patches
+    marker = request.node.get_closest_marker('program')
+    program = marker.args[0] if marker else 'custodian'
+    if program:
+        patches.install(program)
+    try:
+        yield program
+    finally:
+        patches.uninstall()
+
+
 @pytest.fixture(autouse=True)
 def _no_real_aws(monkeypatch, tmp_path):
     # Belt and braces: no test may pick up real credentials or config.

@@ -100,7 +100,9 @@ def run_policy(data, variables, region='us-east-1', account=None, output_dir='',
     from c7n.policy import Policy
     from c7n.resources import load_resources
 
+    from custodian_ext import runcache
     reset_sessions()
+    runcache.clear()  # each call is one run, as one `custodian run` process is
     load_resources((data['resource'],))
     config = Config.empty(region=region, regions=list(regions), account_id=account.id if account else None,
                           output_dir=output_dir, cache='', cache_period=0, dryrun=dryrun)
@@ -244,15 +246,6 @@ def key_client(account, service, access_key, region='us-east-1', source_ip=None)
     return client
 
 
-# One botocore data loader for every session in the test process: the tests
-# build fresh boto3 sessions all the time, and each would re-parse the
-# service-model JSON (about 70% of an in-process policy run). The same
-# mechanism the pack installs in custodian and c7n-org.
-from custodian_ext.sessions import share_loader  # noqa: E402
-
-share_loader()
-
-
 def detect_sweep(account, tmp_path, variables, regions, paths=None):
     """The real `custodian run` of policies/detect (or ``paths``) in ``account``; its runs.
 
@@ -332,3 +325,19 @@ def quarantine_user(account, user='leaky'):
     iam.create_access_key(UserName=user)
     iam.attach_user_policy(UserName=user,
                            PolicyArn='arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV3')
+
+
+def assert_readme_lists_filter_permissions(policy_data):
+    """Every permission of the policy's pack filters is named in the README."""
+    import custodian_ext  # noqa: F401  registers the pack
+    from c7n.config import Config
+    from c7n.policy import Policy
+    from c7n.resources import load_resources
+    with open(os.path.join(REPO, 'README.md')) as fh:
+        readme = fh.read()
+    load_resources((policy_data['resource'],))
+    p = Policy(dict(policy_data), Config.empty(region='us-east-1', account_id='123456789012'))
+    p.expand_variables(p.get_variables(dict(policy_vars())))
+    missing = [perm for f in p.resource_manager.filters for perm in f.get_permissions()
+               if f'`{perm}`' not in readme]
+    assert not missing, f"README does not list {missing} ({policy_data['name']})"

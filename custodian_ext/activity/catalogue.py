@@ -180,7 +180,8 @@ def _check_entry(path, index, raw, seen):
              "sensitive, title and source")
     entry_id = raw.get('id')
     if not isinstance(entry_id, str) or not ID_RE.match(entry_id):
-        fail("'id' must be lower-case letters, digits and dashes (e.g. ssm-get-parameter-decrypted)")
+        fail("'id' must be lower-case letters, digits and dashes "
+             "(e.g. ssm-get-parameter-decrypted)")
     label = entry_id
     if entry_id in seen:
         fail("duplicate id; every entry needs its own")

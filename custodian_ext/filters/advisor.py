@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from c7n.filters import Filter
 from c7n.utils import get_support_region, local_session, type_schema
 
-from custodian_ext import hooks
+import custodian_ext.skips as skips
 from custodian_ext.registry import register_filter
 
 # Trusted Advisor check id of "Exposed Access Keys" (Security category), and the
@@ -52,7 +52,7 @@ class ExposedAccessKeys(Filter):
             'support', region_name=get_support_region(self.manager))
         keys = flagged_keys(client, self.manager.retry)
         if keys is None:
-            hooks.skip_running_policy(self.manager, NO_PLAN)
+            skips.skip_running_policy(self.manager, NO_PLAN)
             return []
         if not keys:
             return []

@@ -23,6 +23,9 @@ reads it, within the limits AWS sets, and annotates who did what:
 - Results are reused for ``CACHE_SECONDS`` within one process (several
   policies read the same history in one run; CloudTrail itself delivers events
   minutes late, so a minute-old read misses nothing it could have seen).
+- ``parameters`` keeps only the events whose request parameters match
+  (``ModifyInstanceAttribute`` that changed ``userData``): it narrows the events
+  read, never the reads, so the request count is the same.
 """
 import datetime
 import json
@@ -236,10 +239,47 @@ def summarize(raw):
 
 
 EVENT_SCHEMA_ITEMS = {'oneOf': [{'type': 'string'}, {'type': 'array', 'items': {'type': 'string'}}]}
+PARAMETER_SCHEMA = {
+    'type': 'object', 'additionalProperties': False, 'required': ['key', 'value'],
+    'properties': {'key': {'type': 'string', 'minLength': 1},
+                   'value': {'oneOf': [{'type': 'string'}, {'type': 'boolean'},
+                                       {'type': 'array', 'items': {'type': 'string'}}]}}}
+
+
+def _parameter(params, path):
+    """The request parameter at a dotted ``path`` (``userData``, ``attribute``), or None.
+
+    A flat key holding the dots (``userData.value``, as some recorders write
+    query parameters) is found too.
+    """
+    if not isinstance(params, dict):
+        return None
+    if path in params:
+        return params[path]
+    head, _, rest = path.partition('.')
+    if rest and isinstance(params.get(head), dict):
+        return _parameter(params[head], rest)
+    prefix = path + '.'
+    nested = {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
+    return nested or None
+
+
+def parameter_matches(params, spec):
+    """One ``parameters`` entry: ``value: present``, a value, or a list of values."""
+    found = _parameter(params, spec['key'])
+    want = spec['value']
+    if want == 'present':
+        return found is not None
+    if want == 'absent':
+        return found is None
+    wanted = want if isinstance(want, list) else [want]
+    values = found if isinstance(found, list) else [found]
+    return any(str(v).lower() == str(w).lower() for v in values for w in wanted
+               if v is not None)
 
 
 @register_filter('cloudtrail-events', ['account', 'account-region', 'iam-user', 'iam-role',
-                                       'iam-policy'])
+                                       'iam-policy', 'ec2'])
 class CloudTrailEvents(Filter):
     """Events in CloudTrail's event history since ``since`` (R2.2).
 
@@ -247,7 +287,8 @@ class CloudTrailEvents(Filter):
     ``aws.account-region`` (every region) every matching event is kept; on IAM users, roles and
     policies only the events that concern the resource (by the resources
     CloudTrail names, or ``userName`` / ``roleName`` / ``roleArn`` /
-    ``policyArn`` request parameters), which answers "who created it".
+    ``policyArn`` request parameters), which answers "who created it"; on EC2
+    instances the events that name the instance (``instanceId``).
     ``c7n:cloudtrail-events`` lists each event with its principal, time,
     source IP, user agent and resources; ``c7n:cloudtrail-history`` records
     the window read and any lookup cut short (see the module docstring for
@@ -260,6 +301,13 @@ class CloudTrailEvents(Filter):
     patterns) and ``known-accounts``; AWS services and the roles AWS itself
     owns (paths ``/aws-service-role/``, ``/aws-reserved/``) count as known.
     Failed calls (``errorCode``) are left out unless ``include-failed``.
+    ``parameters`` keeps only events whose request parameters match at least
+    one entry: ``{key: <dotted name>, value: present | absent | <value> |
+    [<values>]}`` (values compared without case).
+
+    A history cut short (see the module docstring) matches every resource,
+    with the events found so far: it was not read to the end, so no resource
+    can be called clean.
 
     :example:
 
@@ -277,6 +325,16 @@ class CloudTrailEvents(Filter):
                 scope: global
                 since: '{incident_start}'
                 events: [CreateUser, CreateAccessKey, CreateLoginProfile]
+
+          - name: r2-2-instance-user-data-changed-since-incident
+            resource: aws.ec2
+            filters:
+              - type: cloudtrail-events
+                since: '{incident_start}'
+                events: [ModifyInstanceAttribute]
+                parameters:
+                  - {key: userData, value: present}
+                  - {key: attribute, value: userData}
     """
 
     schema = type_schema(
@@ -293,7 +351,8 @@ class CloudTrailEvents(Filter):
            'known-accounts': {'oneOf': [{'type': 'string'},
                                         {'type': 'array', 'items': EVENT_SCHEMA_ITEMS}]},
            'max-pages': {'type': 'integer', 'minimum': 1, 'maximum': MAX_PAGES},
-           'include-failed': {'type': 'boolean'}})
+           'include-failed': {'type': 'boolean'},
+           'parameters': {'type': 'array', 'minItems': 1, 'items': PARAMETER_SCHEMA}})
     schema_alias = False
     permissions = ('cloudtrail:LookupEvents',)
     annotation_key = 'c7n:cloudtrail-events'
@@ -341,6 +400,10 @@ class CloudTrailEvents(Filter):
             events = [e for e in events if not e.get('ErrorCode')]
         if self.data.get('principals') == 'unknown':
             events = [e for e in events if not self.is_known(e)]
+        if self.data.get('parameters'):
+            specs = self.data['parameters']
+            events = [e for e in events if any(
+                parameter_matches(e.get('RequestParameters') or {}, p) for p in specs)]
         # Oldest first; LookupEvents pages are newest first, and times are whole seconds.
         events.reverse()
         events.sort(key=lambda e: e.get('EventTime') or '')
@@ -376,6 +439,11 @@ class CloudTrailEvents(Filter):
             return (arn in named('Policy') or params.get('policyArn') == arn or (
                 event.get('EventName') == 'CreatePolicy'
                 and params.get('policyName') == resource.get('PolicyName')))
+        if rtype == 'ec2':
+            iid = resource.get('InstanceId')
+            return iid in {r.get('Name') for r in event.get('Resources') or ()
+                           if r.get('Type') == 'AWS::EC2::Instance'} or \
+                params.get('instanceId') == iid
         return True
 
     def process(self, resources, event=None):
@@ -383,8 +451,8 @@ class CloudTrailEvents(Filter):
         results = []
         for r in resources:
             mine = [e for e in events if self.concerns(r, e)]
-            whole_account = self.manager.type in ('account', 'account-region')
-            if not mine and not (info.get('CutShort') and whole_account):
+            # A history cut short matches every resource: none of them can be called clean.
+            if not mine and not info.get('CutShort'):
                 continue
             r[self.annotation_key] = mine[-MAX_ANNOTATED:]
             if len(mine) > MAX_ANNOTATED:

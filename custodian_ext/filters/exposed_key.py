@@ -13,7 +13,7 @@ from c7n.exceptions import PolicyExecutionError, PolicyValidationError
 from c7n.filters import Filter
 from c7n.utils import local_session, type_schema
 
-from custodian_ext import notices
+import custodian_ext.notices as notices
 from custodian_ext.registry import register_filter
 
 MODE = 'exposed-key-notice'

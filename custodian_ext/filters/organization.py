@@ -18,7 +18,7 @@ from c7n.filters import Filter
 from c7n.query import RetryPageIterator
 from c7n.utils import local_session, type_schema
 
-from custodian_ext import hooks
+import custodian_ext.skips as skips
 from custodian_ext.filters.options import aware, check_timestamp, flatten
 from custodian_ext.registry import register_filter
 
@@ -114,7 +114,7 @@ class OrganizationAccounts(Filter):
         except ClientError as e:
             if e.response['Error']['Code'] == 'AccessDeniedException' and \
                     org.get('MasterAccountId') != own:
-                hooks.skip_running_policy(self.manager, (
+                skips.skip_running_policy(self.manager, (
                     f"member account of organization {org.get('Id')}: only its management "
                     f"account {org.get('MasterAccountId')} or a delegated administrator can "
                     f"list member accounts; run R4.3 there"))

@@ -17,12 +17,12 @@ else 1 when a finding is at or above the gate severity, else 0.
 import datetime
 from collections import Counter
 
-from custodian_ext.report import cloudtrail
+from custodian_ext.report import activity, cloudtrail
 from custodian_ext.report.loader import resource_id
 from custodian_ext.report.model import SEVERITIES, STEPS, severity_rank, step_key
 from custodian_ext.report.reasons import reasons
 
-SCHEMA_VERSION = '1.0'
+SCHEMA_VERSION = '1.1'
 SCHEMA_ID = 'https://github.com/custodian-ext/custodian-ext/docs/report-schema.json'
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERRORED = 0, 1, 2
@@ -274,6 +274,7 @@ def build(runs, fail_on=None, sources=(), now=None):
         'findings': findings,
         'problems': [_run_doc(r) for r in problems],
         'contained': contained,
+        'activity': activity.build(runs, findings, contained),
         'runs': [_run_doc(r) for r in runs],
         'manual_steps': manual,
     }

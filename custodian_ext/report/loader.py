@@ -11,7 +11,7 @@ Each policy folder holds ``metadata.json`` (policy, config, metrics) and, when
 the policy ran to the end, ``resources.json``. A folder without
 ``resources.json``, or whose metrics record ``PolicyException``, is an
 errored run: it is never counted as clean. ``skipped.json`` (written by the
-pack's hooks) marks a policy its conditions skipped on purpose. The pack's
+pack's patches) marks a policy its conditions skipped on purpose. The pack's
 actions write ``action-results-<action>.json`` next to them.
 
 c7n-org runs every policy in every account and region it sweeps, so in that

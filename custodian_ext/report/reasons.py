@@ -205,6 +205,52 @@ def _trail_status(value):
     return 'not logging' + (f" (stopped {stopped})" if stopped else '')
 
 
+def _trail_bucket(value):
+    bucket = f"bucket {value.get('Bucket')}"
+    if value.get('Problem'):
+        return f"{bucket}: {value['Problem']}"
+    parts = []
+    for r in value.get('Rules') or ():
+        parts.append(f"lifecycle rule {r.get('Rule')}"
+                     + (f" (prefix {r['Prefix']!r})" if r.get('Prefix') else '')
+                     + f" {r.get('Expiration')}" + (f", {r['Note']}" if r.get('Note') else ''))
+    if value.get('Recoverable'):
+        parts.append(value['Recoverable'])
+    for g in value.get('Grants') or ():
+        parts.append(f"policy{' statement ' + g['Sid'] if g.get('Sid') else ''} lets "
+                     f"{', '.join(g.get('Principals') or ['?'])} "
+                     f"{', '.join(g.get('Actions') or ())}")
+    return f"{bucket} (logs under {value.get('LogPrefix')}): " + '; '.join(parts)
+
+
+def _object_changes(value):
+    if value.get('Unreadable'):
+        text = f"versions could not be read ({value['Unreadable']})"
+    else:
+        text = (f"{value.get('Deleted', 0)} object(s) deleted and {value.get('Overwritten', 0)} "
+                f"overwritten since {value.get('Since')}")
+        if value.get('First'):
+            text += f" (from {value['First']} to {value['Last']})"
+    shown = [f"{o['Key']} {o['Change']} {o['Time']}" for o in (value.get('Objects') or ())[:3]]
+    if shown:
+        text += ': ' + ', '.join(shown)
+        total = value.get('Deleted', 0) + value.get('Overwritten', 0) + value.get('Unclear', 0)
+        if total > len(shown):
+            text += f" and {total - len(shown)} more"
+    extra = [f"{value[k]} {label}" for k, label in (
+        ('Unclear', 'unclear (version and delete marker share a timestamp)'),
+        ('Restored', 'already restored'), ('New', 'created since')) if value.get(k)]
+    if extra:
+        text += '; ' + ', '.join(extra)
+    examined = value.get('Examined') or {}
+    text += f"; {examined.get('Versions', 0)} versions of {examined.get('Keys', 0)} objects read"
+    cut = value.get('CutShort')
+    if cut:
+        text += (f"; CUT SHORT at object_scan_max_versions ({cut.get('Limit')}): objects from "
+                 f"{cut.get('NextKey')!r} on were not examined")
+    return text
+
+
 FORMATTERS = {
     'c7n:cloudtrail-events': lambda v, r: _events(v),
     'c7n:cloudtrail-history': lambda v, r: _history(v),
@@ -227,6 +273,10 @@ FORMATTERS = {
     'c7n:root-access-keys': lambda v, r: _root(v),
     'c7n:stopped-since': _stopped,
     'c7n:pre-incident-image': lambda v, r: _pre_incident_image(v),
+    # R2.1 trail bucket, X8 S3 object changes
+    'c7n:trail-bucket-risk': lambda v, r: _trail_bucket(v),
+    'c7n:object-changes': lambda v, r: _object_changes(v),
+    'c7n:object-changes-not-checkable': lambda v, r: v.get('Reason', ''),
     # X6
     'c7n:created': _created,
     'c7n:unusual-instance-type': lambda v, r: (

@@ -11,6 +11,7 @@ import re
 
 import jinja2
 
+from custodian_ext.report import activity
 from custodian_ext.report.loader import ReportInputError
 from custodian_ext.report.model import SEVERITIES, step_key
 
@@ -27,6 +28,8 @@ FORMATS = {
 
 # Rows per policy in the Markdown summary: GitHub caps a job summary at 1 MiB.
 MD_ROWS_PER_POLICY = 50
+# Timeline rows per suspect credential in the Markdown and JUnit output (all are in JSON/HTML).
+MD_EVENTS_PER_SUSPECT = 100
 
 _XML_INVALID = re.compile('[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]')
 
@@ -134,6 +137,16 @@ def junit_cases(doc):
     return out
 
 
+def activity_context(doc, fmt):
+    """The activity review's extras for the templates: the timeline layout (HTML), a
+    finding id -> table row map, and the one-line event text."""
+    act = doc.get('activity') or {'suspects': [], 'coverage': [], 'summary': {}}
+    return {'doc': act,
+            'svg': activity.timeline_svg(act) if fmt == 'html' and act['suspects'] else None,
+            'rows': {f['id']: i for i, f in enumerate(doc['findings'], 1)},
+            'text': activity.event_text, 'md_events': MD_EVENTS_PER_SUSPECT}
+
+
 def render(doc, fmt):
     """The report in format ``fmt`` as a string."""
     if fmt == 'json':
@@ -144,6 +157,8 @@ def render(doc, fmt):
                'severities': SEVERITIES, 'md_rows': MD_ROWS_PER_POLICY, 'width': 100}
     if fmt == 'junit':
         context['suites'] = junit_cases(doc)
+    context['activity'] = activity_context(doc, fmt)
+    context['activity_colours'] = activity.TACTIC_COLOURS
     return env.get_template(template).render(**context)
 
 

@@ -8,7 +8,8 @@ import os
 
 import yaml
 
-from custodian_ext.hooks import PackError, policy_files
+from custodian_ext.errors import PackError
+from custodian_ext.policyfiles import policy_files
 
 
 def write_bundle(folder, path):

@@ -31,7 +31,7 @@ import yaml
 from custodian_ext import paths
 from custodian_ext_dev.demo import bundle, story
 from custodian_ext_dev.emulator import Emulator, client_env, session as emulator_session
-from custodian_ext.hooks import PackError
+from custodian_ext.errors import PackError
 from custodian_ext.report import document, render
 from custodian_ext.report.loader import load_runs
 

@@ -13,7 +13,9 @@ and answers both from that record, following AWS's documented behaviour:
   user, assumed role, root), source IP (the client's address, or the first
   ``X-Forwarded-For`` address so that a demo can play an attacker from a
   documentation-range IP), user agent, time, request parameters (passwords and
-  secrets redacted, as CloudTrail does), response elements of write calls,
+  secrets redacted, as CloudTrail does; EC2 user data is recorded as
+  ``userData: <sensitiveDataRemoved>``, the form CloudTrail writes for
+  ``ModifyInstanceAttribute`` and ``RunInstances``), response elements of write calls,
   error code of failed calls, and the resources named. The calls that hand
   out credentials (``AssumeRole*``, ``GetSessionToken``,
   ``GetFederationToken``) keep their response elements, as CloudTrail does:
@@ -99,6 +101,9 @@ RESPONSE_RESOURCES = {
     ('iam', 'CreatePolicy'): [('arn', 'AWS::IAM::Policy')],
     ('ec2', 'CreateSnapshot'): [('snapshotId', 'AWS::EC2::Snapshot')],
     ('ec2', 'CreateSecurityGroup'): [('groupId', 'AWS::EC2::SecurityGroup')],
+    ('ec2', 'RunInstances'): [('instanceId', 'AWS::EC2::Instance')],
+    ('ec2', 'CreateVolume'): [('volumeId', 'AWS::EC2::Volume')],
+    ('ec2', 'CreateImage'): [('imageId', 'AWS::EC2::Ami')],
 }
 
 _lock = threading.Lock()
@@ -121,6 +126,27 @@ def _redact(value):
     if isinstance(value, list):
         return [_redact(v) for v in value]
     return value
+
+
+SENSITIVE_REMOVED = '<sensitiveDataRemoved>'
+
+
+def _ec2_user_data(params):
+    """CloudTrail's form of EC2 user data in request parameters: present, content removed.
+
+    The query forms ``UserData.Value=...`` (ModifyInstanceAttribute) and
+    ``UserData=...`` (RunInstances) become ``userData``; with
+    ``Attribute=userData`` the ``value`` is removed.
+    """
+    out = {}
+    for k, v in params.items():
+        if k == 'userData' or k.startswith('userData.'):
+            out['userData'] = SENSITIVE_REMOVED
+        else:
+            out[k] = v
+    if str(out.get('attribute', '')).lower() == 'userdata' and 'value' in out:
+        out['value'] = SENSITIVE_REMOVED
+    return out
 
 
 def _lower_keys(value):
@@ -264,11 +290,84 @@ def _request_parameters(resp):
     return params
 
 
-def _sensitive_data_removed(params):
-    # CloudTrail replaces user data with a marker (RunInstances, ModifyInstanceAttribute).
-    for k in [k for k in params if k.split('.')[0] == 'userData']:
-        del params[k]
-        params['userData'] = '<sensitiveDataRemoved>'
+def _permission_items(params, prefixes):
+    """EC2 query lists (UserId.1, Group.1, or LaunchPermission.Add.1.Group) as CloudTrail's
+    ``{"items": [{"userId": ...}, {"group": ...}]}``."""
+    items = []
+    for k in sorted(params):
+        for prefix in prefixes:
+            if k.startswith(prefix) and k[len(prefix):].split('.')[0].isdigit():
+                field = k.rsplit('.', 1)[-1] if k.count('.') > prefix.count('.') else \
+                    prefix.rstrip('.').rsplit('.', 1)[-1]
+                items.append({lower_camel(field): params[k]})
+    return {'items': items}
+
+
+def _nest(params):
+    """Dotted EC2 query keys as CloudTrail's nesting: ``ipPermissions.1.ipRanges.1.cidrIp``
+    -> ``{"ipPermissions": {"items": [{"ipRanges": {"items": [{"cidrIp": ...}]}}]}}``."""
+    tree = {}
+    for key, value in params.items():
+        node, parts = tree, key.split('.')
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                break
+        else:
+            node[parts[-1]] = int(value) if parts[-1] in ('fromPort', 'toPort') \
+                and str(value).lstrip('-').isdigit() else value
+
+    def items(node):
+        if not isinstance(node, dict):
+            return node
+        if node and all(k.isdigit() for k in node):
+            return {'items': [items(node[k]) for k in sorted(node, key=int)]}
+        return {k: items(v) for k, v in node.items()}
+    return items(tree)
+
+
+SECURITY_GROUP_RULE_CALLS = ('AuthorizeSecurityGroupIngress', 'AuthorizeSecurityGroupEgress',
+                             'RevokeSecurityGroupIngress', 'RevokeSecurityGroupEgress')
+
+
+def _cloudtrail_shape(action, params):
+    """Request parameters of EC2 attribute and security group rule calls as CloudTrail writes
+    them (AWS's records: ``"userData": "<sensitiveDataRemoved>"``, ``"createVolumePermission":
+    {"add": {"items": [{"userId": ...}]}}``, ``"launchPermission": {"add": ...}}``,
+    ``"ipPermissions": {"items": [{"ipRanges": {"items": [{"cidrIp": ...}]}}]}``), not as the
+    query string moto parses."""
+    if not isinstance(params, dict):
+        return params
+    if action in SECURITY_GROUP_RULE_CALLS:
+        return _nest(params)
+    if action == 'ModifyInstanceAttribute':
+        out = {k: v for k, v in params.items() if '.' not in k}
+        for k, v in params.items():
+            if k.endswith('.value'):
+                name = k[:-len('.value')]
+                out[name] = '<sensitiveDataRemoved>' if name == 'userData' else {'value': v}
+        return out  # the attribute form (attribute: userData, value): see _ec2_user_data
+    if action in ('ModifySnapshotAttribute', 'ModifyImageAttribute'):
+        attr = 'createVolumePermission' if action == 'ModifySnapshotAttribute' \
+            else 'launchPermission'
+        out = {k: v for k, v in params.items()
+               if '.' not in k and k not in ('attribute', 'operationType')}
+        perms = {}
+        op = params.get('operationType')
+        if op in ('add', 'remove'):
+            found = _permission_items(params, ('userId.', 'group.'))
+            if found['items']:
+                perms[op] = found
+        for verb in ('add', 'remove'):
+            found = _permission_items(params, (f'{attr}.{verb.capitalize()}.',
+                                               f'{attr}.{verb}.'))
+            if found['items']:
+                perms[verb] = found
+        if perms:
+            out[attr] = perms
+            out['attributeType'] = 'CREATE_VOLUME_PERMISSION' \
+                if action == 'ModifySnapshotAttribute' else 'launchPermission'
+        return out
     return params
 
 
@@ -401,13 +500,15 @@ def record_call(resp, status, body):
         action=action, access_key=resp.access_key,
         partition=getattr(resp, 'partition', 'aws') or 'aws',
         request=getattr(resp, 'normalized_request', None),
-        params=_sensitive_data_removed(_request_parameters(resp)), status=status, body=body)
+        params=_cloudtrail_shape(action, _request_parameters(resp)), status=status, body=body)
 
 
 def record_event(account_id, region, service, usage_namespace, event_source, action,
                  access_key, partition, request, params, status, body):
     """Append one management event to the account's history in ``region``."""
     region = 'us-east-1' if service in GLOBAL_EVENT_SERVICES else region
+    if service == 'ec2':
+        params = _ec2_user_data(params)
     ident = identity(account_id, access_key, partition)
     read_only = is_read_only(service, action)
     ok = int(status) < 400

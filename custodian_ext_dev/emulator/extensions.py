@@ -18,6 +18,13 @@ tests and the benchmarks) applies it.
   ``UserIds``/``GroupNames``; moto reads only those and ignores the structure.
 - ``ListObjectVersions`` with only a ``key-marker``: AWS starts after that key;
   moto re-listed part of the marker key and dropped a version.
+- Versioning-suspended buckets. AWS (S3 User Guide, "Working with objects in
+  a versioning-suspended bucket"): a PUT adds the object with version id
+  ``null``, replacing only an existing ``null`` version; a DELETE without a
+  version id removes the ``null`` version, if any, and adds a delete marker
+  with version id ``null``; versions written while versioning was enabled
+  stay. moto treated such a bucket as never versioned: a PUT or DELETE
+  dropped every earlier version of the key.
 - ``DescribeInstances`` with an instance id listed twice: AWS answers once per
   instance (c7n's EBS ``instance`` filter sends duplicates); moto returned a 500.
 - ``DescribeSnapshots`` ``OwnerIds``. AWS returns only the snapshots of the
@@ -378,6 +385,42 @@ def s3_versions_key_marker():
     S3Backend.list_object_versions = list_object_versions_ext
 
 
+def s3_versioning_suspended():
+    from moto.s3.models import FakeDeleteMarker, S3Backend
+
+    put_object = S3Backend.put_object
+    delete_object = S3Backend.delete_object
+
+    def suspended(backend, bucket_name):
+        bucket = backend.get_bucket(bucket_name)
+        return bucket if getattr(bucket, 'versioning_status', None) == 'Suspended' else None
+
+    def kept(versions):
+        return [v for v in versions if str(v.version_id) != 'null']
+
+    def put_object_ext(self, bucket_name, key_name, *args, **kwargs):
+        bucket = suspended(self, bucket_name)
+        earlier = kept(bucket.keys.getlist(key_name, [])) if bucket else []
+        new_key = put_object(self, bucket_name, key_name, *args, **kwargs)
+        if earlier:
+            bucket.keys.setlist(key_name, earlier + bucket.keys.getlist(key_name, []))
+        return new_key
+
+    def delete_object_ext(self, bucket_name, key_name, version_id=None, bypass=False):
+        bucket = suspended(self, bucket_name)
+        existing = bucket.keys.getlist(key_name, []) if bucket and version_id is None else []
+        if not existing:
+            return delete_object(self, bucket_name, key_name, version_id=version_id,
+                                 bypass=bypass)
+        marker = FakeDeleteMarker(key=existing[-1])
+        marker._version_id = 'null'
+        bucket.keys.setlist(key_name, kept(existing) + [marker])
+        return True, {'version-id': 'null', 'delete-marker': 'true'}
+
+    S3Backend.put_object = put_object_ext
+    S3Backend.delete_object = delete_object_ext
+
+
 def ec2_duplicate_instance_ids():
     from moto.ec2.models.instances import InstanceBackend
 
@@ -662,6 +705,7 @@ def identity_services():
 EXTENSIONS = [
     root_access_keys,
     s3_versions_key_marker,
+    s3_versioning_suspended,
     ec2_duplicate_instance_ids,
     service_specific_credentials,
     snapshot_permission_structure,

@@ -282,8 +282,8 @@ def c7n_org_cli(monkeypatch):
     """c7n-org's command in-process, with the pack's hooks as its console script has them."""
     from click.testing import CliRunner
     from c7n_org import cli
-    from custodian_ext import hooks
-    hooks.install_c7n_org()
+    from custodian_ext import patches
+    patches.install('c7n-org')
 
     def invoke(args, env):
         for k in [k for k in os.environ if k.startswith('AWS_')]:

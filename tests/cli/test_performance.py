@@ -212,8 +212,9 @@ import json, sys
 from botocore.retries import standard
 # the backoff is zeroed to keep the test fast; the number of attempts is what is tested
 standard.ExponentialBackoff.delay_amount = lambda self, context: 0
-from custodian_ext.sessions import retry_defaults, MAX_ATTEMPTS
-retry_defaults()
+from custodian_ext.perf import MAX_ATTEMPTS
+from custodian_ext import patches
+patches.install('custodian')  # the retry rows apply to the custodian program
 import boto3
 from botocore.exceptions import ClientError
 client = boto3.client('ec2', region_name='us-east-1', endpoint_url=sys.argv[1])

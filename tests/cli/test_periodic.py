@@ -149,10 +149,14 @@ def test_deployed_zip_holds_the_pack_the_policy_and_its_vars(deployed):
     assert archive.get_checksum() == deployed_sha  # byte for byte what was deployed
     z = zipfile.ZipFile(io.BytesIO(archive.get_bytes()))
     names = set(z.namelist())
-    for f in ('custodian_ext/__init__.py', 'custodian_ext/handler.py', 'custodian_ext/hooks.py',
-              'custodian_ext/settings.py', 'custodian_ext/filters/quarantine.py',
-              'yaml/__init__.py', 'c7n/handler.py', 'config.json'):
+    for f in ('custodian_ext/__init__.py', 'custodian_ext/handler.py',
+              'custodian_ext/patches/table.py', 'custodian_ext/settings.py',
+              'custodian_ext/filters/quarantine.py', 'yaml/__init__.py', 'c7n/handler.py',
+              'config.json'):
         assert f in names
+    # the development package (emulator, demo) is not shipped
+    assert not [n for n in names if n.startswith(('custodian_ext_dev/', 'custodian_ext/emulator',
+                                                  'custodian_ext/demo'))]
     config = json.loads(z.read('config.json'))
     [policy] = config['policies']
     assert policy['filters'][0] == {'type': 'quarantine-marker'}

@@ -8,7 +8,7 @@ import yaml
 
 from custodian_ext.bundle import write_bundle
 from custodian_ext.cli import main
-from custodian_ext.hooks import PackError
+from custodian_ext.errors import PackError
 from tests.support import POLICIES
 
 DETECT = os.path.join(POLICIES, 'detect')

@@ -6,7 +6,8 @@ from c7n.policy import Policy
 from c7n.resources import load_resources
 
 import custodian_ext  # noqa: F401
-from custodian_ext.hooks import PackError, place_global_region
+from custodian_ext.errors import PackError
+from custodian_ext.regions import place_global_region
 
 DATE_POLICY = {
     'name': 'new-users', 'resource': 'aws.iam-user',

@@ -34,7 +34,7 @@ def test_long_descriptions_are_cut_at_a_word_for_lambda():
 
 def test_function_names_over_lambdas_limit_are_refused():
     import pytest
-    from custodian_ext.hooks import PackError
+    from custodian_ext.errors import PackError
     with pytest.raises(PackError, match='longer than Lambda'):
         periodic.periodic_policy({'name': 'x6-' + 'a' * 60, 'resource': 'aws.ec2'},
                                  'rate(1 day)', 'R')

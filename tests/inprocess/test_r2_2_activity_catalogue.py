@@ -44,7 +44,8 @@ NAMED_CALLS = [
     ('ssm', 'GetParameters', {'requestParameters': {'names': ['/p'], 'withDecryption': True}}),
     ('ec2', 'GetPasswordData', {}),
     ('ec2', 'DescribeInstanceAttribute', {'requestParameters': {'attribute': 'userData'}}),
-    ('ec2', 'ModifyInstanceAttribute', {'requestParameters': {'userData': '<sensitiveDataRemoved>'}}),
+    ('ec2', 'ModifyInstanceAttribute',
+     {'requestParameters': {'userData': '<sensitiveDataRemoved>'}}),
     ('ec2-instance-connect', 'SendSSHPublicKey', {}),
     ('ssm', 'SendCommand', {}),
     ('ssm', 'StartSession', {}),
@@ -203,7 +204,8 @@ def test_every_entry_has_cases_and_no_case_is_stale():
 
 # -- whole records shaped after public attack records ----------------------------------
 
-@pytest.mark.parametrize('item', RECORDS, ids=lambda r: f"{r['record']['eventName']}->{r['expect']}")
+@pytest.mark.parametrize('item', RECORDS,
+                         ids=lambda r: f"{r['record']['eventName']}->{r['expect']}")
 def test_realistic_records(item):
     found = CATALOGUE.classify(item['record'])
     if item['expect'] is None:
@@ -219,7 +221,8 @@ def test_realistic_records_cover_every_named_call():
         assert (f'{source}.amazonaws.com', name) in names, name
 
 
-@pytest.mark.parametrize('source,name,extra', NAMED_CALLS, ids=lambda v: v if isinstance(v, str) else '')
+@pytest.mark.parametrize('source,name,extra', NAMED_CALLS,
+                         ids=lambda v: v if isinstance(v, str) else '')
 def test_every_call_the_issue_names_is_classified_high_enough(source, name, extra):
     record = template()
     record.update(eventSource=f'{source}.amazonaws.com', eventName=name)

@@ -15,7 +15,7 @@ from c7n.exceptions import PolicyExecutionError, PolicyValidationError
 from custodian_ext import settings
 from custodian_ext.actions.assumable import ACCOUNT, USER, allows, trust_grant
 from custodian_ext.actions.notice import notice_tags, tag_value
-from custodian_ext.hooks import PackError
+from custodian_ext.errors import PackError
 from tests.support import POLICIES, policy_vars
 
 ACCOUNT_ID = '111122223333'
@@ -204,8 +204,8 @@ def test_readme_lists_every_permission_of_the_execution_role():
 def test_schema_check_sees_example_settings_where_a_mapping_goes():
     """c7n checks the schema before substituting settings; transport: '{notify_transport}' passes."""
     from c7n import schema
-    from custodian_ext import hooks
-    hooks.install_schema()
+    from custodian_ext import patches
+    patches.install('lambda')
     assert schema.validate({'policies': [HEALTH]}, resource_types=('aws.iam-user',)) == []
     bad = copy.deepcopy(HEALTH)
     bad['actions'][-1]['transport'] = 'sns:alerts'  # not a setting: still checked

@@ -56,7 +56,10 @@ def test_respond_policy_reports_per_resource_and_names_its_findings(path, policy
 
 
 def test_every_detect_respond_reference_exists():
-    names = {p['name'] for _, p in RESPOND}
+    # a respond or recover policy (X8's restores answer detect findings too)
+    names = {p['name'] for f in glob.glob(os.path.join(POLICIES, '*', '*.yml'))
+             if os.path.basename(os.path.dirname(f)) in ('respond', 'recover')
+             for p in yaml.safe_load(open(f))['policies']}
     for f in glob.glob(os.path.join(POLICIES, 'detect', '*.yml')):
         for p in yaml.safe_load(open(f))['policies']:
             ref = (p.get('metadata') or {}).get('respond')

@@ -50,10 +50,10 @@ def test_cache_key_holds_the_policys_query_block():
     class Manager:
         data = {'query': [{'augment-keys': ['Policy']}]}
 
-    key = runcache._cache_key(lambda self, q: {'resource': 's3', 'q': q})(Manager(), None)
+    key = runcache.query_in_cache_key(lambda self, q: {'resource': 's3', 'q': q})(Manager(), None)
     assert key['policy_query'] == [{'augment-keys': ['Policy']}]
     Manager.data = {}
-    assert 'policy_query' not in runcache._cache_key(
+    assert 'policy_query' not in runcache.query_in_cache_key(
         lambda self, q: {'resource': 's3', 'q': q})(Manager(), None)
 
 
@@ -61,6 +61,12 @@ class FakePolicy:
     def __init__(self, actions, dryrun):
         self.data = {'actions': actions} if actions else {}
         self.options = Config.empty(dryrun=dryrun)
+
+
+class FakeMode:
+    """What the patch wraps: c7n's PullMode.run, which every entry point reaches."""
+    def __init__(self, actions, dryrun):
+        self.policy = FakePolicy(actions, dryrun)
 
 
 @pytest.mark.parametrize('actions, dryrun, kept', [
@@ -71,7 +77,7 @@ class FakePolicy:
 def test_a_policy_that_acted_empties_the_cache(actions, dryrun, kept):
     cache = runcache.RunCache(config())
     cache.save('k', ['listed'])
-    runcache._policy_call(lambda self: None)(FakePolicy(actions, dryrun))
+    runcache.acting_policies_bypass(lambda self: None)(FakeMode(actions, dryrun))
     assert (cache.get('k') == ['listed']) is kept
 
 
@@ -83,7 +89,7 @@ def test_an_action_that_fails_still_empties_the_cache():
         raise RuntimeError('half done')
 
     with pytest.raises(RuntimeError):
-        runcache._policy_call(boom)(FakePolicy(['stop'], False))
+        runcache.acting_policies_bypass(boom)(FakeMode(['stop'], False))
     assert cache.get('k') is None
 
 
@@ -99,7 +105,7 @@ def test_custodian_run_is_ordered_region_by_region_keeping_policy_order():
         def __iter__(self):
             return iter(self.policies)
 
-    ordered = runcache._region_major(lambda self, c, o: c)(None, Collection(), None)
+    ordered = runcache.region_major(lambda self, c, o: c)(None, Collection(), None)
     assert [(p.name, p.options.region) for p in ordered.policies] == [
         ('a', 'us-east-1'), ('b', 'us-east-1'), ('c', 'us-east-1'),
         ('a', 'eu-north-1'), ('b', 'eu-north-1')]
@@ -185,7 +191,7 @@ def test_a_policy_with_actions_reads_and_verifies_against_the_account_as_it_is()
         seen['status'] = runcache.shared_read(trails, 'GetTrailStatus', {'Name': 't'}, after)
         seen['calls'] = len(made_after)
 
-    runcache._policy_call(run)(FakePolicy(['restart-logging'], False))
+    runcache.acting_policies_bypass(run)(FakeMode(['restart-logging'], False))
     assert seen == {'listing': None, 'status': {'IsLogging': True}, 'calls': 1}
     assert cache.get('k2') is None and cache.get('k') is None
     assert not runcache.bypassed()

@@ -31,8 +31,9 @@ Within one process (a c7n-org worker, or ``custodian run``):
 
 ``CUSTODIAN_EXT_PERF=0`` switches all of this off (and the per-run resource
 cache, ``custodian_ext.runcache``), for comparison with stock Cloud Custodian;
-it changes no check. Installed by the pack's hooks in the ``custodian`` and
-``c7n-org`` programs only.
+it changes no check. The functions here are wrapper factories and their
+state; the patch table (``custodian_ext.patches.table``) applies them in the
+``custodian`` and ``c7n-org`` programs only.
 
 ``retry_defaults`` (not a performance mechanism, and not switched off with
 it): botocore's ``standard`` retry mode, with up to ``MAX_ATTEMPTS`` attempts,
@@ -42,12 +43,17 @@ file, or the client's own ``Config``) does not say otherwise. A sweep of many
 accounts meets AWS's API throttling; standard mode retries throttling errors
 with exponential backoff and jitter, within a retry quota.
 """
-import os
 import threading
 
 _lock = threading.RLock()
 _loaders = {}
-_INSTALLED = set()
+_models = {}    # (service name, id(json model)) -> (json model, ServiceModel)
+_methods = {}   # id(ServiceModel) -> (ServiceModel, operation methods, name mapping)
+_accepts = {}   # plain function -> accepts **kwargs
+_aliases = {}   # event name -> aliased name, for emitters with botocore's standard aliases
+_open_clients = []  # cached clients, closed by close_clients() at the end of a run
+_base_sessions = {}  # profile -> the boto3 session c7n-org assumes roles from
+_loaded = []    # c7n-org's load_available result, once
 
 RETRY_MODE = 'standard'
 MAX_ATTEMPTS = 6  # the first try and up to five retries
@@ -56,18 +62,16 @@ MAX_ATTEMPTS = 6  # the first try and up to five retries
 SESSION_HANDLERS = (('after-call.*.*', 'c7n-api-stats'),)
 
 
-def enabled():
-    """False when ``CUSTODIAN_EXT_PERF=0``: stock c7n behaviour, for comparison."""
-    return os.environ.get('CUSTODIAN_EXT_PERF', '1').strip().lower() not in (
-        '0', 'false', 'no', 'off')
+def reset():
+    """Forget the sessions and clients the wrappers hold (the patches were undone).
 
-
-def _once(name):
+    Parsed models, loaders and generated methods are kept: they are pure
+    functions of botocore's data files, the same whichever account asks.
+    """
+    close_clients()
     with _lock:
-        if name in _INSTALLED:
-            return False
-        _INSTALLED.add(name)
-        return True
+        _base_sessions.clear()
+        del _loaded[:]
 
 
 class _SearchPaths(list):
@@ -78,112 +82,103 @@ class _SearchPaths(list):
             super().append(path)
 
 
-def share_loader():
-    if not _once('loader'):
-        return
-    import botocore.session
-    from botocore.loaders import create_loader
+# -- share_loader: botocore.session.create_loader --------------------------------
 
-    def shared_loader(search_path_string=None):
+def shared_loader(original):
+    """Every botocore session shares one data loader: each JSON model is parsed once."""
+    def create_loader(search_path_string=None):
         with _lock:
             loader = _loaders.get(search_path_string)
             if loader is None:
-                loader = create_loader(search_path_string)
+                loader = original(search_path_string)
                 loader._search_paths = _SearchPaths(loader._search_paths)
                 _loaders[search_path_string] = loader
             return loader
+    return create_loader
 
-    botocore.session.create_loader = shared_loader
 
+# -- share_models: botocore.client.ClientCreator ---------------------------------
 
-def share_models():
-    """One ServiceModel and one set of generated operation methods per service model."""
-    if not _once('models'):
-        return
-    from botocore.client import ClientCreator
-    from botocore.model import ServiceModel
-
-    models = {}    # (service name, id(json model)) -> (json model, ServiceModel)
-    methods = {}   # id(ServiceModel) -> (operation methods, name mapping)
-    original_methods = ClientCreator._create_methods
-    original_mapping = ClientCreator._create_name_mapping
-
+def shared_service_model(original):
+    """One ServiceModel per service model (immutable; it caches what it resolves)."""
     def _load_service_model(self, service_name, api_version=None):
+        from botocore.model import ServiceModel
         json_model = self._loader.load_service_model(
             service_name, 'service-2', api_version=api_version)
         key = (service_name, id(json_model))
         with _lock:
-            entry = models.get(key)
+            entry = _models.get(key)
             if entry is None or entry[0] is not json_model:
                 # the model dict is held here, so its id cannot be reused
-                entry = models[key] = (json_model, ServiceModel(json_model,
-                                                                service_name=service_name))
+                entry = _models[key] = (json_model, ServiceModel(json_model,
+                                                                 service_name=service_name))
         return entry[1]
+    return _load_service_model
 
-    def _generated(self, service_model):
-        with _lock:
-            entry = methods.get(id(service_model))
-            if entry is None or entry[0] is not service_model:
-                entry = methods[id(service_model)] = (
-                    service_model, original_methods(self, service_model),
-                    original_mapping(self, service_model))
-        return entry
+
+def _generated(creator, service_model, methods, mapping):
+    with _lock:
+        entry = _methods.get(id(service_model))
+        if entry is None or entry[0] is not service_model:
+            entry = _methods[id(service_model)] = (
+                service_model, methods(creator, service_model), mapping(creator, service_model))
+    return entry
+
+
+def shared_methods(original):
+    """The generated operation methods of a service model, built once (copied per client)."""
+    from custodian_ext.patches import original as unpatched
 
     def _create_methods(self, service_model):
         # a copy: creating-client-class handlers add to the class's attributes
-        return dict(_generated(self, service_model)[1])
+        mapping = unpatched('botocore.client:ClientCreator._create_name_mapping')
+        return dict(_generated(self, service_model, original, mapping)[1])
+    return _create_methods
+
+
+def shared_name_mapping(original):
+    from custodian_ext.patches import original as unpatched
 
     def _create_name_mapping(self, service_model):
-        return dict(_generated(self, service_model)[2])
-
-    ClientCreator._load_service_model = _load_service_model
-    ClientCreator._create_methods = _create_methods
-    ClientCreator._create_name_mapping = _create_name_mapping
+        methods = unpatched('botocore.client:ClientCreator._create_methods')
+        return dict(_generated(self, service_model, methods, original)[2])
+    return _create_name_mapping
 
 
-def faster_events():
-    """Two pure computations botocore repeats for every session and client, done once.
+# -- faster_events: botocore.hooks -----------------------------------------------
 
-    - Whether an event handler accepts ``**kwargs`` (botocore checks each
-      handler it registers with ``inspect``: ~300 for every new session).
-      Remembered for plain functions only, whose signature cannot change;
-      bound methods and partials, made anew each time, are checked as before.
-    - The aliased name of an event (``EventAliaser``, one per session and per
-      client, each with an empty cache): shared by the emitters that use
-      botocore's standard aliases. A pure function of the event name.
+def remembered_accepts_kwargs(original):
+    """Whether a handler accepts ``**kwargs``, remembered for plain functions.
+
+    botocore checks each handler it registers with ``inspect`` (~300 for every
+    new session). A plain function's signature cannot change; bound methods and
+    partials, made anew each time, are checked as before.
     """
-    if not _once('events'):
-        return
     import types
-    from botocore import hooks
-
-    original_accepts = hooks.accepts_kwargs
-    accepts = {}
 
     def accepts_kwargs(func):
         if type(func) is not types.FunctionType:
-            return original_accepts(func)
-        found = accepts.get(func)
+            return original(func)
+        found = _accepts.get(func)
         if found is None:
-            found = accepts[func] = original_accepts(func)
+            found = _accepts[func] = original(func)
         return found
+    return accepts_kwargs
 
-    hooks.accepts_kwargs = accepts_kwargs
 
-    shared = {}
+def shared_alias_cache(original):
+    """Aliased event names (a pure function of the name) shared by standard emitters."""
+    from botocore import hooks
     standard = dict(hooks.EVENT_ALIASES)
-    original_init = hooks.EventAliaser.__init__
 
     def __init__(self, event_emitter, event_aliases=None):
-        original_init(self, event_emitter, event_aliases)
+        original(self, event_emitter, event_aliases)
         if self._event_aliases == standard:
-            self._alias_name_cache = shared
+            self._alias_name_cache = _aliases
+    return __init__
 
-    hooks.EventAliaser.__init__ = __init__
 
-
-_open_clients = []  # cached clients, closed by close_clients() at the end of a run
-
+# -- cache_clients: one client per service, region and endpoint per session -------
 
 def _sync(client, session):
     """What c7n set on the session for the current policy, onto a cached client."""
@@ -200,22 +195,20 @@ def _sync(client, session):
             client.meta.events.register(event, entry['handler'], unique_id=unique_id)
 
 
-def cache_clients():
-    """One client per service, region and endpoint in each session c7n's SessionFactory makes."""
-    if not _once('clients'):
-        return
-    import boto3.session
-    from botocore.client import BaseClient
-    from c7n.credentials import SessionFactory
-
-    original_client = boto3.session.Session.client
-    original_update = SessionFactory.update
-
+def session_client_cache(original):
+    """c7n's SessionFactory marks the sessions it makes: their clients are cached."""
     def update(self, session):
         if getattr(session, '_ext_clients', None) is None:
             session._ext_clients = {}
-        return original_update(self, session)
+        return original(self, session)
+    return update
 
+
+def cached_client(original):
+    """``Session.client``: one client per service, region and endpoint in a marked session.
+
+    Clients asked for with explicit credentials or a ``Config`` are not cached.
+    """
     def client(self, service_name, region_name=None, api_version=None, use_ssl=True,
                verify=None, endpoint_url=None, aws_access_key_id=None,
                aws_secret_access_key=None, aws_session_token=None, config=None,
@@ -225,7 +218,7 @@ def cache_clients():
                   and aws_access_key_id is None and aws_secret_access_key is None
                   and aws_session_token is None and aws_account_id is None)
         if not simple:
-            return original_client(
+            return original(
                 self, service_name, region_name=region_name, api_version=api_version,
                 use_ssl=use_ssl, verify=verify, endpoint_url=endpoint_url,
                 aws_access_key_id=aws_access_key_id,
@@ -236,7 +229,7 @@ def cache_clients():
         with _lock:
             c = clients.get(key)
             if c is None:
-                c = clients[key] = original_client(
+                c = clients[key] = original(
                     self, service_name, region_name=region_name, use_ssl=use_ssl,
                     verify=verify, endpoint_url=endpoint_url)
                 c._ext_cached = True  # its read calls may be shared (runcache.SHARED_READS)
@@ -244,25 +237,23 @@ def cache_clients():
             else:
                 _sync(c, self)
         return c
+    return client
 
-    original_call = BaseClient._make_api_call
 
+def shared_reads(original):
+    """Cached clients answer ``runcache.SHARED_READS`` once per account-region."""
     def _make_api_call(self, operation_name, api_params):
         if not getattr(self, '_ext_cached', False):
-            return original_call(self, operation_name, api_params)
+            return original(self, operation_name, api_params)
         from custodian_ext.runcache import shared_read
         return shared_read(self, operation_name, api_params,
-                           lambda: original_call(self, operation_name, api_params))
-
-    SessionFactory.update = update
-    boto3.session.Session.client = client
-    BaseClient._make_api_call = _make_api_call
+                           lambda: original(self, operation_name, api_params))
+    return _make_api_call
 
 
-_base_sessions = {}  # profile -> the boto3 session c7n-org assumes roles from
+# -- share_base_session: c7n.credentials.SessionFactory.__call__ --------------------
 
-
-def share_base_session():
+def shared_base_session(original):
     """One session per profile to call sts:AssumeRole from, instead of one per account-region.
 
     c7n's ``SessionFactory`` builds a new boto3 session with the caller's
@@ -270,11 +261,7 @@ def share_base_session():
     AssumeRole with it (and to renew the role's credentials). The caller's
     session is the same for every account-region of a c7n-org run.
     """
-    if not _once('base-session'):
-        return
     from c7n import credentials
-
-    original = credentials.SessionFactory.__call__
 
     def __call__(self, assume=True, region=None):
         if not (self.assume_role and assume):
@@ -289,29 +276,23 @@ def share_base_session():
             self.assume_role, self.session_name, self.session_policy, base,
             region or self.region, self.external_id)
         return self.update(session)
+    return __call__
 
-    credentials.SessionFactory.__call__ = __call__
 
+# -- c7n-org -----------------------------------------------------------------------
 
-def load_available_once():
+def load_available_once(original):
     """c7n-org loads every resource module in each account-region; after the first, once is all."""
-    if not _once('load-available'):
-        return
-    from c7n_org import cli as org_cli
-    original = org_cli.load_available
-    loaded = []
-
     def load_available(resources=True):
         # the modules stay loaded; reloading re-notifies every resource type to
         # every subscriber (the pack registers its filters through them)
-        if not (loaded and resources):
+        if not (_loaded and resources):
             result = original(resources)
             if resources:
-                loaded.append(result)
+                _loaded.append(result)
             return result
-        return loaded[0]
-
-    org_cli.load_available = load_available
+        return _loaded[0]
+    return load_available
 
 
 def services_of(policies_config):
@@ -357,24 +338,6 @@ def warm(policies_config):
             pass
 
 
-def warm_before_fork():
-    """``c7n-org run``: warm() once its policies are loaded, before any worker starts."""
-    if not _once('warm'):
-        return
-    from c7n_org import cli as org_cli
-    from custodian_ext.hooks import _c7n_org_command
-    original = org_cli.init
-
-    def init(*args, **kw):
-        result = original(*args, **kw)
-        if _c7n_org_command() == 'run':
-            warm(result[1])
-        return result
-
-    init.__wrapped__ = original  # the pack's own init hook reads the signature
-    org_cli.init = init
-
-
 def close_clients():
     """Close the HTTP connections of the clients cached so far (end of an account-region)."""
     with _lock:
@@ -387,30 +350,15 @@ def close_clients():
             pass
 
 
-def retry_defaults():
-    """botocore's standard retry mode and MAX_ATTEMPTS, unless configured otherwise."""
-    if not _once('retries'):
-        return
-    from botocore import configprovider
-    table = configprovider.BOTOCORE_DEFAUT_SESSION_VARIABLES
-    name, env, _default, kind = table['retry_mode']
-    table['retry_mode'] = (name, env, RETRY_MODE, kind)
-    name, env, _default, kind = table['max_attempts']
-    table['max_attempts'] = (name, env, MAX_ATTEMPTS, kind)
+# -- retries (not a performance mechanism, and not switched off with it) ----------
+
+def default_retry_mode(original):
+    """botocore's ``standard`` retry mode unless configured otherwise (AWS_RETRY_MODE...)."""
+    name, env, _default, kind = original
+    return (name, env, RETRY_MODE, kind)
 
 
-def install(c7n_org=False):
-    """The performance layer (unless CUSTODIAN_EXT_PERF=0) and the retry defaults."""
-    retry_defaults()
-    if not enabled():
-        return
-    share_loader()
-    share_models()
-    faster_events()
-    cache_clients()
-    share_base_session()
-    from custodian_ext import runcache
-    runcache.install(c7n_org=c7n_org)
-    if c7n_org:
-        load_available_once()
-        warm_before_fork()
+def default_max_attempts(original):
+    """Up to MAX_ATTEMPTS attempts unless configured otherwise (AWS_MAX_ATTEMPTS...)."""
+    name, env, _default, kind = original
+    return (name, env, MAX_ATTEMPTS, kind)

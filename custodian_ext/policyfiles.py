@@ -1,0 +1,73 @@
+"""Policy files: folders expanded, the settings they use, and whether a policy is the pack's.
+
+A leaf module: it reads files and imports nothing that patches c7n.
+"""
+import os
+
+import custodian_ext.settings as settings
+from custodian_ext.errors import PackError
+
+# Policies of the pack carry a runbook step (docs/DEVELOPING.md); the pack's own
+# resource type and settings mark the rest.
+PACK_RESOURCES = ('aws.account-region', 'account-region')
+
+
+def policy_files(configs):
+    """Policy files named on the command line, with folders expanded."""
+    out = []
+    for c in configs:
+        if os.path.isdir(c):
+            found = sorted(
+                os.path.join(c, f) for f in os.listdir(c)
+                if f.endswith(('.yml', '.yaml')) and f not in ('vars.yml', 'vars.yaml'))
+            if not found:
+                raise PackError(f"{c}: the folder holds no policy files (*.yml)")
+            out.extend(found)
+        else:
+            out.append(c)
+    return out
+
+
+def read_policies(configs):
+    """The policies (mappings) in the given files and folders, read as plain YAML.
+
+    Unreadable files are left out: c7n reports them itself, in its own words.
+    """
+    import yaml
+    found = []
+    for path in policy_files(configs):
+        try:
+            with open(path) as fh:
+                data = yaml.safe_load(fh)
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get('policies'), list):
+            found.extend(p for p in data['policies'] if isinstance(p, dict))
+    return found
+
+
+def settings_in_files(configs):
+    """Pack settings that the policy files refer to."""
+    names = set()
+    for p in read_policies(configs):
+        names |= settings.referenced(p)
+    return names
+
+
+def is_pack_policy(data):
+    """True for a policy of the pack: it names a runbook step, a pack setting or resource.
+
+    The pack's checks (preflight, accounts file, policy selection, skip
+    records) apply to runs of such policies only, so that stock Custodian
+    behaves exactly as before for everyone else's policies.
+    """
+    if not isinstance(data, dict):
+        return False
+    metadata = data.get('metadata')
+    if isinstance(metadata, dict) and metadata.get('runbook'):
+        return True
+    return data.get('resource') in PACK_RESOURCES or bool(settings.referenced(data))
+
+
+def any_pack_policy(policies):
+    return any(is_pack_policy(p) for p in policies)
