@@ -38,9 +38,9 @@ import uuid
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-import yaml
+import yaml  # noqa: E402
 
-from custodian_ext_dev.emulator import Emulator, calls
+from custodian_ext_dev.emulator import Emulator, calls  # noqa: E402
 
 ACCOUNT_REGION = 'us-east-1'
 SUSPECT = 'AKIAEXAMPLESUSPECT01'
@@ -73,8 +73,8 @@ def record(account, region, when, i):
                 'attributes': {'creationDate': when.strftime('%Y-%m-%dT%H:%M:%SZ'),
                                'mfaAuthenticated': 'false'}}},
         'requestParameters': {'instancesSet': {'items': [{'instanceId': f'i-{i:017x}'}]},
-                              'filterSet': {'items': [{'name': 'tag:Name',
-                                                       'valueSet': {'items': [{'value': 'web'}]}}]}},
+                              'filterSet': {'items': [{
+                                  'name': 'tag:Name', 'valueSet': {'items': [{'value': 'web'}]}}]}},
         'responseElements': None,
         'tlsDetails': {'tlsVersion': 'TLSv1.3', 'cipherSuite': 'TLS_AES_128_GCM_SHA256',
                        'clientProvidedHostHeader': f'ec2.{region}.amazonaws.com'},

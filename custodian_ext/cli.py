@@ -97,7 +97,8 @@ def build_parser():
     sub = parser.add_subparsers(dest='command', required=True)
 
     p = sub.add_parser(
-        'report', help='the incident report from custodian / c7n-org output (folders or s3:// URLs)',
+        'report',
+        help='the incident report from custodian / c7n-org output (folders or s3:// URLs)',
         description='Read custodian / c7n-org output (folders or s3://bucket/prefix) and write '
                     'the incident report. Exit status: 0 nothing at or above --fail-on, '
                     '1 findings at or above it, 2 a policy errored or did not run (or bad input).')

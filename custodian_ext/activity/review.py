@@ -204,10 +204,11 @@ class Review:
         recording = [t for t in trails if t.records_data_events]
         if recording:
             phase.data_events = 'unknown'
+            types = ', '.join(recording[0].data_types)
             phase.notes.append(
-                f"trail {recording[0].name} records data events ({', '.join(recording[0].data_types)}) "
-                f'but its log files were not read here: S3 object deletes and overwrites and '
-                f'Lambda invocations are not in this review')
+                f'trail {recording[0].name} records data events ({types}) but its log files '
+                f'were not read here: S3 object deletes and overwrites and Lambda invocations '
+                f'are not in this review')
         elif notes:
             phase.data_events = 'unknown'
         else:
@@ -221,8 +222,9 @@ class Review:
     def offer(self, kept, record, chain, source, sensitive):
         key = records.access_key(record)
         classification = self.classify(record)
-        if key in chain.suspects or sensitive and classification is not None and classification.sensitive and \
-                not self.options.known.knows_identity(record.get('userIdentity')):
+        sensitive_read = (sensitive and classification is not None and classification.sensitive
+                          and not self.options.known.knows_identity(record.get('userIdentity')))
+        if key in chain.suspects or sensitive_read:
             kept.add(records.event(record, source, classification, None))
 
     def rounds(self, region, chain, source, sensitive, phase):

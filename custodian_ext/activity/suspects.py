@@ -52,8 +52,10 @@ DISCOVERY_CALLS = frozenset({'AssumeRole', 'GetFederationToken', 'GetSessionToke
 # Calls that issue a role's credentials.
 ROLE_ASSUMPTIONS = frozenset({'AssumeRole', 'AssumeRoleWithSAML', 'AssumeRoleWithWebIdentity'})
 # Role changes that make every later session of the role the changer's.
-ROLE_CHANGES = {'CreateRole': 'created it', 'UpdateAssumeRolePolicy': 'changed its trust policy',
-                'AttachRolePolicy': 'attached a policy to it', 'PutRolePolicy': 'put a policy on it'}
+ROLE_CHANGES = {'CreateRole': 'created it',
+                'UpdateAssumeRolePolicy': 'changed its trust policy',
+                'AttachRolePolicy': 'attached a policy to it',
+                'PutRolePolicy': 'put a policy on it'}
 MAX_DEPTH = 4   # credentials after the first: AKIA -> ASIA -> role -> ASIA -> ...
 
 

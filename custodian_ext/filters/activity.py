@@ -15,8 +15,9 @@ from custodian_ext import notices
 from custodian_ext.activity import known as known_mod
 from custodian_ext.activity import records, review, sources, suspects
 from custodian_ext.filters import event_history
-from custodian_ext.filters.options import aware, check_timestamp, list_option, unsubstituted
+from custodian_ext.filters.options import aware, check_timestamp, list_option
 from custodian_ext.registry import register_filter
+from custodian_ext.settings import is_placeholder
 
 LIST_OR_SETTING = {'oneOf': [{'type': 'string'}, {'type': 'array', 'items': {
     'oneOf': [{'type': 'string'}, {'type': 'array', 'items': {'type': 'string'}}]}}]}
@@ -124,11 +125,11 @@ class Activity(Filter):
         check_timestamp(self)
         for k in ('known-users', 'known-roles', 'known-accounts', 'suspect-access-keys'):
             v = self.data.get(k)
-            if isinstance(v, str) and not unsubstituted(v):
+            if isinstance(v, str) and not is_placeholder(v):
                 raise PolicyValidationError(
                     f"{self.type}: {k} must be a list (or a {{variable}} holding one), got {v!r}")
         for k in list_option(self.data, 'suspect-access-keys'):
-            if not unsubstituted(k) and not notices.KEY_ID_RE.match(k):
+            if not is_placeholder(k) and not notices.KEY_ID_RE.match(k):
                 raise PolicyValidationError(
                     f"{self.type}: suspect-access-keys: {k!r} is not an access key id "
                     f"(like AKIAIOSFODNN7EXAMPLE)")

@@ -38,7 +38,8 @@ import uuid
 
 PREFIX = '/moto-api/custodian-ext/'
 _lock = threading.Lock()
-_counts = collections.Counter()    # (account, region, service, method, path, query keys, op hint) -> n
+# (account, region, service, method, path, query keys, op hint) -> n
+_counts = collections.Counter()
 _throttled = collections.Counter()  # same key -> n
 _throttle = {'every': 0, 'times': 1, 'seen': 0, 'pending': {}}
 _APPLIED = False
@@ -182,7 +183,8 @@ def calls():
             target[(account, region, SERVICE_NAMES.get(service, service), op)] += n
     keys = sorted(set(merged) | set(merged_throttled))
     return [{'account': a, 'region': r, 'service': s, 'operation': o,
-             'served': merged.get((a, r, s, o), 0), 'throttled': merged_throttled.get((a, r, s, o), 0)}
+             'served': merged.get((a, r, s, o), 0),
+             'throttled': merged_throttled.get((a, r, s, o), 0)}
             for a, r, s, o in keys]
 
 
