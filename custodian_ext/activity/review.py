@@ -173,9 +173,8 @@ class Review:
                 except sources.Unreadable as e:
                     why_not = str(e)
             else:
-                why_not = (f'the window ({_span(span)}) is shorter than '
-                           f'{_span(TRAIL_LOGS_FROM)} and trail {trail.name} records no data '
-                           f'events: event history is cheaper')
+                why_not = (f'the window is shorter than {_span(TRAIL_LOGS_FROM)} and trail '
+                           f'{trail.name} records no data events: event history is cheaper')
         if chosen is not None:
             reason = ('set by the policy' if o.source == TRAIL_LOGS else
                       f'the window is {_span(span)}' if span > TRAIL_LOGS_FROM else

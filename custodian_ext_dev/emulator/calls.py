@@ -137,8 +137,12 @@ def _hint(environ, body):
 
 
 def _protocol(service):
+    """The protocol botocore speaks to ``service`` (models listing several, such as
+    ``smithy-rpc-v2-cbor`` and ``json``, resolve to the one the client uses)."""
     model = _model(service)
-    return model.metadata.get('protocol', 'query') if model is not None else 'query'
+    if model is None:
+        return 'query'
+    return getattr(model, 'resolved_protocol', None) or model.metadata.get('protocol', 'query')
 
 
 def throttling_response(service):
