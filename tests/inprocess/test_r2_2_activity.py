@@ -667,6 +667,45 @@ def test_trusted_advisor_flagged_keys():
         'AKIAIOSFODNN7EXAMPLE', 'deploy-bot', '123')
 
 
+def test_keys_named_in_notices_are_suspects(monkeypatch):
+    """Both readers together, as the review calls them: each key once, with its notice."""
+    from types import SimpleNamespace
+
+    from custodian_ext.filters import advisor
+    health = boto3.client('health', region_name='us-east-1', aws_access_key_id='x',
+                          aws_secret_access_key='y')
+    support = boto3.client('support', region_name='us-east-1', aws_access_key_id='x',
+                           aws_secret_access_key='y')
+    arn = 'arn:aws:health:global::event/IAM/AWS_RISK_CREDENTIALS_EXPOSED/ABC'
+    monkeypatch.setattr(suspects, 'local_session',
+                        lambda factory: _Session({'health': health, 'support': support}))
+    manager = SimpleNamespace(session_factory=None, retry=_retry,
+                              config=SimpleNamespace(region='us-west-2'))
+    notes = []
+    with Stubber(health) as h, Stubber(support) as t:
+        h.add_response('describe_events', {'events': [{'arn': arn}]})
+        h.add_response('describe_affected_entities', {'entities': [
+            {'entityValue': 'AKIAIOSFODNN7EXAMPLE', 'eventArn': arn}]})
+        t.add_response('describe_trusted_advisor_check_result', {'result': {
+            'checkId': advisor.CHECK_ID, 'timestamp': 't', 'status': 'error',
+            'resourcesSummary': {'resourcesProcessed': 2, 'resourcesFlagged': 2,
+                                 'resourcesIgnored': 0, 'resourcesSuppressed': 0},
+            'categorySpecificSummary': {'costOptimizing': {
+                'estimatedMonthlySavings': 0.0, 'estimatedPercentMonthlySavings': 0.0}},
+            'flaggedResources': [
+                {'status': 'error', 'resourceId': 'a', 'isSuppressed': False,
+                 'metadata': ['AKIAIOSFODNN7EXAMPLE', 'deploy-bot', 'x', '1']},
+                {'status': 'error', 'resourceId': 'b', 'isSuppressed': False,
+                 'metadata': ['AKIAI44QH8DHBEXAMPLE', 'ci', 'x', '2']}]}})
+        found = suspects.seeds(manager, (suspects.NOTICES,), (), notes)
+    assert notes == []
+    assert sorted(found) == ['AKIAI44QH8DHBEXAMPLE', 'AKIAIOSFODNN7EXAMPLE']
+    assert found['AKIAIOSFODNN7EXAMPLE'].reason == \
+        f'named in an AWS Health exposed-key notice ({arn})'
+    assert found['AKIAI44QH8DHBEXAMPLE'].reason.startswith(
+        "flagged by Trusted Advisor's Exposed Access Keys check (user ci, case 2)")
+
+
 def test_notices_unreadable_on_a_basic_plan_is_a_note(aws, tmp_path):
     """The emulator has the Basic support plan: both APIs refuse, the review notes it."""
     key = user_with_key(aws, 'ci-legacy')
