@@ -10,7 +10,7 @@ VARS    ?= policies/vars.yml
 REGIONS ?=
 REGION_ARGS = $(foreach r,$(REGIONS),-r $(r))
 
-.PHONY: install lint test runbook-map demo demo-respond validate clean respond recover recover-preview bench bench-memory bench-catalogue
+.PHONY: install lint test runbook-map demo demo-respond validate clean respond recover recover-preview bench bench-memory bench-catalogue bench-trail-logs
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -135,6 +135,10 @@ bench-memory: $(STAMP)
 # make bench-catalogue        activity catalogue: indexed classify against a linear scan
 bench-catalogue: $(STAMP)
 	$(BIN)/python bench/catalogue.py
+
+# make bench-trail-logs       activity review: trail-log reader memory at N and 10N files, a sweep per source
+bench-trail-logs: $(STAMP)
+	$(BIN)/python bench/trail_logs.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) out demo-output respond-output recover-output* build bench-output .pytest_cache

@@ -22,6 +22,7 @@ import custodian_ext.actions.sessions  # noqa: F401
 import custodian_ext.actions.shares  # noqa: F401
 import custodian_ext.actions.snapshot  # noqa: F401
 import custodian_ext.actions.users  # noqa: F401
+import custodian_ext.filters.activity  # noqa: F401
 import custodian_ext.filters.advisor  # noqa: F401
 import custodian_ext.filters.backups  # noqa: F401
 import custodian_ext.filters.buckets  # noqa: F401

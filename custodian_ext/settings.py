@@ -338,6 +338,15 @@ SETTINGS = {s.name: s for s in (
             [],
             'Access key ids the X1 respond policies leave active and never delete: the '
             'replacement key, or an old key reactivated because an application broke.'),
+    Setting('suspect_access_keys',
+            Rule('list', example='[AKIAIOSFODNN7EXAMPLE]',
+                 error='{key}: expected a list of access key ids such as {example}, '
+                       'got {value!r}',
+                 items=Rule('string', pattern=r'^[A-Z0-9]{16,128}$', example='AKIAIOSFODNN7EXAMPLE',
+                            error='{key}: {value!r} is not an access key id (like {example})')),
+            [],
+            'Access key ids to treat as leaked (R2.2, X1 activity review): everything they '
+            'did since incident_start, and the sessions and keys they made, is reported.'),
     Setting('unusual_instance_types', names("['p4d.*', 'g5.*']", 'patterns'),
             ['p2.*', 'p3.*', 'p3dn.*', 'p4d.*', 'p4de.*', 'p5.*', 'p5e.*', 'p5en.*', 'p6*',
              'g3.*', 'g3s.*', 'g4dn.*', 'g4ad.*', 'g5.*', 'g5g.*', 'g6.*', 'g6e.*', 'gr6.*',

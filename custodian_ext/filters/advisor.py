@@ -50,25 +50,36 @@ class ExposedAccessKeys(Filter):
     def process(self, resources, event=None):
         client = local_session(self.manager.session_factory).client(
             'support', region_name=get_support_region(self.manager))
-        try:
-            result = self.manager.retry(
-                client.describe_trusted_advisor_check_result,
-                checkId=CHECK_ID, language='en')['result']
-        except ClientError as e:
-            if e.response['Error']['Code'] == 'SubscriptionRequiredException':
-                skips.skip_running_policy(self.manager, NO_PLAN)
-                return []
-            raise
-        keys = []
-        for res in result.get('flaggedResources', ()):
-            if res.get('isSuppressed') or res.get('status') == 'ok':
-                continue
-            meta = list(res.get('metadata') or ())
-            row = dict(zip(COLUMNS, meta + [None] * (len(COLUMNS) - len(meta))))
-            row['Status'] = res.get('status')
-            keys.append(row)
+        keys = flagged_keys(client, self.manager.retry)
+        if keys is None:
+            skips.skip_running_policy(self.manager, NO_PLAN)
+            return []
         if not keys:
             return []
         for r in resources:
             r[self.annotation_key] = keys
         return resources
+
+
+def flagged_keys(client, retry):
+    """The keys the check flags (one dict per key, ``COLUMNS`` and ``Status``).
+
+    None when the account has no Business or Enterprise support plan
+    (SubscriptionRequiredException); any other error raises.
+    """
+    try:
+        result = retry(client.describe_trusted_advisor_check_result,
+                       checkId=CHECK_ID, language='en')['result']
+    except ClientError as e:
+        if e.response['Error']['Code'] == 'SubscriptionRequiredException':
+            return None
+        raise
+    keys = []
+    for res in result.get('flaggedResources', ()):
+        if res.get('isSuppressed') or res.get('status') == 'ok':
+            continue
+        meta = list(res.get('metadata') or ())
+        row = dict(zip(COLUMNS, meta + [None] * (len(COLUMNS) - len(meta))))
+        row['Status'] = res.get('status')
+        keys.append(row)
+    return keys

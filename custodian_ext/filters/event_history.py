@@ -5,7 +5,8 @@ reads it, within the limits AWS sets, and annotates who did what:
 
 - Rate: AWS allows ``LookupEvents`` 2 requests per second per account and
   region. Every call in this process waits for its account-region slot
-  (``MIN_INTERVAL``), and throttling errors are retried with back-off.
+  (``MIN_INTERVAL``), and throttling errors are retried with back-off; each
+  retried attempt waits for a slot too.
 - Window: ``since`` (the incident start) to now, clamped to the 90 days of
   history AWS keeps (``HISTORY_DAYS``).
 - Pages: LookupEvents takes one lookup attribute per request and returns 50
@@ -27,7 +28,6 @@ reads it, within the limits AWS sets, and annotates who did what:
   read, never the reads, so the request count is the same.
 """
 import datetime
-import fnmatch
 import json
 import logging
 import threading
@@ -38,6 +38,7 @@ from c7n.filters import Filter
 from c7n.utils import get_partition
 from c7n.utils import local_session, type_schema
 
+from custodian_ext.activity.known import KnownPrincipals
 from custodian_ext.filters.options import aware, check_timestamp, list_option
 from custodian_ext.registry import register_filter
 from custodian_ext.settings import is_placeholder
@@ -60,8 +61,6 @@ WRITE_VERBS = ('Create', 'Delete', 'Put', 'Attach', 'Detach', 'Update', 'Modify'
                'Revoke', 'Stop', 'Start', 'Leave', 'Remove', 'Add', 'Import', 'Set', 'Run',
                'Terminate', 'Enable', 'Disable', 'Deregister', 'Register', 'Upload', 'Tag',
                'Untag', 'Associate', 'Disassociate', 'Accept', 'Invite', 'Reset', 'Change')
-# Roles AWS creates and assumes itself; their sessions are not unknown principals.
-AWS_ROLE_PATHS = ('/aws-service-role/', '/aws-reserved/')
 
 # The process clock and sleep, module attributes so tests can replace them.
 clock = time.monotonic
@@ -103,13 +102,39 @@ def global_event_region(region):
     return GLOBAL_EVENT_REGIONS.get(get_partition(region), 'us-east-1')
 
 
+_attempt = threading.local()
+
+
+def _retry_waits(**kw):
+    """botocore ``before-send`` of LookupEvents: a retried attempt waits for its slot too.
+
+    The first attempt of each call has waited in ``lookup``; every further one
+    (botocore's own retries, or c7n's ``retry`` calling again after a
+    throttling error) waits here, so retries stay within the rate as well.
+    """
+    if getattr(_attempt, 'first', False):
+        _attempt.first = False
+    elif getattr(_attempt, 'key', None) is not None:
+        limiter.wait(_attempt.key)
+
+
+def limited(client):
+    """``client``, with every LookupEvents attempt going through the rate limiter."""
+    client.meta.events.register('before-send.cloudtrail.LookupEvents', _retry_waits,
+                                unique_id='custodian-ext-lookup-events-rate')
+    return client
+
+
 def lookup(client, retry, key, attribute, start, end, max_pages):
     """Every event for one lookup attribute in [start, end]: (raw events, cut short?)."""
     params = {'LookupAttributes': [attribute], 'StartTime': start, 'EndTime': end,
               'MaxResults': PAGE_SIZE}
     events = []
+    limited(client)
+    _attempt.key = key
     for _ in range(max_pages):
         limiter.wait(key)
+        _attempt.first = True
         resp = retry(client.lookup_events, **params)
         events.extend(resp.get('Events', ()))
         token = resp.get('NextToken')
@@ -212,10 +237,6 @@ def summarize(raw):
     if issuer.get('arn'):
         out['SessionIssuer'] = issuer['arn']
     return out
-
-
-def _matches_any(name, patterns):
-    return any(fnmatch.fnmatchcase(name or '', p) for p in patterns)
 
 
 EVENT_SCHEMA_ITEMS = {'oneOf': [{'type': 'string'}, {'type': 'array', 'items': {'type': 'string'}}]}
@@ -353,26 +374,16 @@ class CloudTrailEvents(Filter):
     def _known(self, key):
         return list_option(self.data, key)
 
+    def known_principals(self):
+        return KnownPrincipals(
+            self.manager.config.account_id, tuple(self._known('known-users')),
+            tuple(self._known('known-roles')), tuple(self._known('known-accounts')))
+
     def is_known(self, event):
-        ptype = event.get('PrincipalType')
-        own = self.manager.config.account_id
-        accounts = set(self._known('known-accounts')) | {own}
-        if ptype == 'AWSService':
-            return True
-        acct = event.get('PrincipalAccount')
-        if ptype == 'AWSAccount':
-            return acct in accounts
-        if acct and acct != own:
-            return acct in accounts
-        if ptype == 'IAMUser':
-            name = (event.get('Principal') or '').rsplit('/', 1)[-1]
-            return _matches_any(name, self._known('known-users'))
-        if ptype == 'AssumedRole':
-            issuer = event.get('SessionIssuer') or ''
-            if any(p in issuer for p in AWS_ROLE_PATHS):
-                return True
-            return _matches_any(issuer.rsplit('/', 1)[-1], self._known('known-roles'))
-        return False  # root, federated users, anything else
+        """Whether the principal of one summarized event is known (``activity.known``)."""
+        return self.known_principals().knows(
+            event.get('PrincipalType'), event.get('Principal'), event.get('PrincipalAccount'),
+            event.get('SessionIssuer'))
 
     def read_history(self):
         region = self.manager.config.region

@@ -43,7 +43,7 @@ import re
 
 import yaml
 
-from custodian_ext import settings
+import custodian_ext.settings as settings
 from custodian_ext.report.model import STEPS
 from custodian_ext.settings import SettingsError
 

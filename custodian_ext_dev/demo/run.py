@@ -34,7 +34,7 @@ import yaml
 
 from custodian_ext import paths
 from custodian_ext_dev.demo import bundle, story
-from custodian_ext_dev.emulator import Emulator, client_env
+from custodian_ext_dev.emulator import Emulator, client_env, session as emulator_session
 from custodian_ext.errors import PackError
 from custodian_ext.report import document, render
 from custodian_ext.report.loader import load_runs
@@ -181,11 +181,16 @@ def seed(url, regions_note=''):
     story.seed_baseline(url, ids[story.COMPROMISED])
     leaked = story.leak_key(url, ids[story.COMPROMISED])
     known = {name: story.known_principals(url, account_id) for name, account_id in ids.items()}
+    # The story's own sessions into the members, opened before the incident: opening them
+    # later would show, in the management account's CloudTrail, its root user assuming
+    # roles after incident_start, which the activity review rightly reports.
+    sessions = {name: emulator_session(url, ids[name]) for name in (story.COMPROMISED, story.DEV)}
     incident_start = story.incident_boundary()
     say(f"incident starts {incident_start}: deploy-bot's key {leaked['AccessKeyId']} is "
         f"used from {story.ATTACKER_IP} in {story.COMPROMISED}")
-    found = story.seed_compromise(url, ids[story.COMPROMISED], leaked)
-    story.seed_ordinary_work(url, ids[story.DEV], story.DEV)
+    found = story.seed_compromise(url, ids[story.COMPROMISED], leaked,
+                                  session=sessions[story.COMPROMISED])
+    story.seed_ordinary_work(url, ids[story.DEV], story.DEV, session=sessions[story.DEV])
     return ids, keys, known, incident_start, found
 
 

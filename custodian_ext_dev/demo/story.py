@@ -53,9 +53,13 @@ def seed_baseline(url, account_id=None):
     return {'users': KNOWN_USERS, 'roles': KNOWN_ROLES}
 
 
-def seed_attack(url, account_id=None):
-    """What the attacker left, and AWS's quarantine marker on the leaked user."""
-    s = emulator_session(url, account_id)
+def seed_attack(url, account_id=None, session=None):
+    """What the attacker left, and AWS's quarantine marker on the leaked user.
+
+    ``session``: the seeding session to use (default: a new one, which assumes a role
+    into the account now; see ``run.seed`` for why the demo passes one).
+    """
+    s = session or emulator_session(url, account_id)
     iam = s.client('iam')
     # X1: AWS quarantined deploy-bot, whose key leaked (newer notice: managed V2),
     # and legacy-etl long ago (older notice: the inline policy).
@@ -354,10 +358,12 @@ def attacker_session(url, key):
                            region_name='us-east-1')
 
 
-def seed_compromise(url, account_id, key):
+def seed_compromise(url, account_id, key, session=None):
     """What the attacker did with the leaked key, after incident_start.
 
     Returns {artifact key: resource id the finding must name}, for ARTIFACTS.
+    ``session``: the seeding session for what is not the attacker's doing (as in
+    ``seed_attack``).
     """
     found = {}
     a = attacker_session(url, key)
@@ -417,8 +423,8 @@ def seed_compromise(url, account_id, key):
     # Then AWS finds the key on a public repository and quarantines its user; the
     # miners, the parked instance and the root key (seed_attack) are seeded as the
     # headline checks' tests know them.
-    seed_attack(url, account_id)
-    admin = emulator_session(url, account_id)
+    seed_attack(url, account_id, session=session)
+    admin = session or emulator_session(url, account_id)
     for r in admin.client('ec2', region_name=UNUSED_REGION).describe_instances()['Reservations']:
         for i in r['Instances']:
             if i['InstanceType'] == 'p3.2xlarge':
@@ -434,9 +440,9 @@ def seed_compromise(url, account_id, key):
     return found
 
 
-def seed_ordinary_work(url, account_id, name):
+def seed_ordinary_work(url, account_id, name, session=None):
     """Work done after incident_start that is not the attacker's: it must not alarm."""
-    s = emulator_session(url, account_id)
+    s = session or emulator_session(url, account_id)
     _instance(s.client('ec2', region_name='us-west-2'), 't3.small', f'{name}-web-3')
 
 

@@ -43,6 +43,8 @@ _counts = collections.Counter()
 _throttled = collections.Counter()  # same key -> n
 _throttle = {'every': 0, 'times': 1, 'seen': 0, 'pending': {}}
 _APPLIED = False
+# Other emulator modules' control endpoints: POST PREFIX + name, JSON body -> JSON answer.
+CONTROL = {}
 
 # Signing names that are not botocore service names.
 SERVICE_NAMES = {'tagging': 'resourcegroupstaggingapi', 'monitoring': 'cloudwatch',
@@ -122,10 +124,14 @@ def operation(service, method, path, query_keys, hint):
 
 
 def _hint(environ, body):
-    """The operation named by the request itself: X-Amz-Target or Action."""
+    """The operation named by the request itself: X-Amz-Target, x-id or Action."""
     target = environ.get('HTTP_X_AMZ_TARGET')
     if target:
         return target.rsplit('.', 1)[-1]
+    # REST operations sharing one URI template (S3 PutObject/CopyObject) carry ?x-id=<operation>.
+    x_id = urllib.parse.parse_qs(environ.get('QUERY_STRING') or '').get('x-id')
+    if x_id:
+        return x_id[0]
     for source in (environ.get('QUERY_STRING') or '',
                    body.decode('utf-8', 'replace') if body else ''):
         action = urllib.parse.parse_qs(source).get('Action')
@@ -135,8 +141,12 @@ def _hint(environ, body):
 
 
 def _protocol(service):
+    """The protocol botocore speaks to ``service`` (models listing several, such as
+    ``smithy-rpc-v2-cbor`` and ``json``, resolve to the one the client uses)."""
     model = _model(service)
-    return model.metadata.get('protocol', 'query') if model is not None else 'query'
+    if model is None:
+        return 'query'
+    return getattr(model, 'resolved_protocol', None) or model.metadata.get('protocol', 'query')
 
 
 def throttling_response(service):
@@ -217,6 +227,8 @@ def _control(environ, start_response):
         with _lock:
             _throttle.update(every=every, times=times, seen=0, pending={})
         payload = {'every': every, 'times': times}
+    elif method == 'POST' and path[len(PREFIX):] in CONTROL:
+        payload = CONTROL[path[len(PREFIX):]](json.loads(body or b'{}') or {})
     else:
         start_response('404 Not Found', [('Content-Type', 'application/json')])
         return [b'{"error": "unknown custodian-ext emulator endpoint"}']
@@ -227,6 +239,11 @@ def _control(environ, start_response):
 
 
 # -- client side (benchmarks and tests) ---------------------------------------------
+
+def request(url, path, body=None):
+    """GET (no body) or POST one of the emulator's control endpoints; its JSON answer."""
+    return _request(url, path, body)
+
 
 def _request(url, path, body=None):
     import urllib.request

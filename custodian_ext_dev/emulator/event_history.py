@@ -16,13 +16,21 @@ and answers both from that record, following AWS's documented behaviour:
   secrets redacted, as CloudTrail does; EC2 user data is recorded as
   ``userData: <sensitiveDataRemoved>``, the form CloudTrail writes for
   ``ModifyInstanceAttribute`` and ``RunInstances``), response elements of write calls,
-  error code of failed calls, and the resources named. ``AssumeRole`` into
+  error code of failed calls, and the resources named. The calls that hand
+  out credentials (``AssumeRole*``, ``GetSessionToken``,
+  ``GetFederationToken``) keep their response elements, as CloudTrail does:
+  the new ``credentials.accessKeyId`` (the session token redacted), which is
+  how a session is traced back to the key that made it. ``AssumeRole`` into
   another account is recorded in that account too, with ``userIdentity.type``
-  ``AWSAccount``. Data events (Lambda Invoke, DynamoDB items) are not
-  management events and are not recorded; S3 is not recorded at all (moto
-  serves it outside the request path recorded here, and most of its calls are
-  data events). The record keeps the newest ``MAX_EVENTS`` events per account
-  and region.
+  ``AWSAccount``. Event sources are CloudTrail's, not the endpoint's
+  (``bedrock.amazonaws.com`` for Bedrock Runtime, ``ses.amazonaws.com`` for
+  SES), and request bodies CloudTrail does not log (a model invocation's
+  prompt) are left out. Data events (Lambda Invoke, DynamoDB items, S3 object
+  calls) are not management events: they are kept apart (``data_events_for``)
+  and never served by ``LookupEvents``; only trail log files carry them
+  (``custodian_ext_dev.emulator.trail_logs``). S3's management calls are not
+  recorded (moto serves S3 outside the request path recorded here). The
+  record keeps the newest ``MAX_EVENTS`` events per account and region.
 - ``LookupEvents``: at most one lookup attribute (EventId, EventName,
   ReadOnly, Username, ResourceType, ResourceName, EventSource, AccessKeyId),
   StartTime/EndTime (default: the last 90 days), newest first, MaxResults up
@@ -60,7 +68,16 @@ READ_PREFIXES = ('Describe', 'List', 'Get', 'Lookup', 'Head', 'Search', 'BatchGe
 READ_ONLY_STS = {'AssumeRole', 'AssumeRoleWithSAML', 'AssumeRoleWithWebIdentity',
                  'GetFederationToken', 'GetSessionToken', 'GetCallerIdentity',
                  'GetAccessKeyInfo', 'DecodeAuthorizationMessage'}
-SECRET_KEY = re.compile(r'(password|secret|sessiontoken|privatekey)', re.I)
+# Values CloudTrail never logs (a secret's id is logged, its value is not).
+SECRET_KEY = re.compile(
+    r'(password|secretaccesskey|secretstring|secretbinary|sessiontoken|privatekey|^secret$)', re.I)
+# STS calls that hand out credentials: CloudTrail keeps their responseElements.
+CREDENTIAL_CALLS = {'AssumeRole', 'AssumeRoleWithSAML', 'AssumeRoleWithWebIdentity',
+                    'GetFederationToken', 'GetSessionToken'}
+# CloudTrail's event source where it is not <endpoint prefix>.amazonaws.com.
+EVENT_SOURCES = {'bedrock-runtime': 'bedrock.amazonaws.com', 'email': 'ses.amazonaws.com'}
+# Request bodies CloudTrail leaves out of requestParameters (URI parameters stay).
+BODY_NOT_LOGGED = {'bedrock-runtime'}
 LOOKUP_KEYS = ('EventId', 'EventName', 'ReadOnly', 'Username', 'ResourceType',
                'ResourceName', 'EventSource', 'AccessKeyId')
 
@@ -173,6 +190,9 @@ def identity(account_id, access_key, partition='aws'):
     """CloudTrail ``userIdentity`` for a request signed with ``access_key``."""
     iam = _iam_backend(account_id, partition)
     key = iam.access_keys.get(access_key)
+    if key is not None and getattr(key, '_ext_session', None):
+        from custodian_ext_dev.emulator.attack_apis import session_identity
+        return session_identity(account_id, key, partition)
     if key is not None and getattr(key, 'role_arn', None):
         from moto.sts.models import sts_backends
         role_arn = key.role_arn
@@ -221,6 +241,8 @@ def identity(account_id, access_key, partition='aws'):
 def username(ident):
     if ident.get('type') == 'IAMUser':
         return ident.get('userName')
+    if ident.get('type') == 'FederatedUser':
+        return ident['arn'].rsplit('/', 1)[-1]
     if ident.get('type') == 'AssumedRole':
         return ident['arn'].rsplit('/', 1)[-1]
     if ident.get('type') == 'Root':
@@ -239,6 +261,8 @@ def _usage_principal(ident):
 # -- recording ------------------------------------------------------------------
 
 def _request_parameters(resp):
+    if (resp.boto3_service_name or '') in BODY_NOT_LOGGED:
+        return {lower_camel(k): v for k, v in (getattr(resp, 'uri_match', None) or {}).items()}
     qs = resp.querystring or {}
     if isinstance(qs, dict) and qs.get('Action'):
         params = {}
@@ -441,13 +465,7 @@ def _event_source(resp):
         prefix = get_service_model(resp.boto3_service_name).endpoint_prefix
     except Exception:
         prefix = resp.boto3_service_name or resp.service_name
-    return f'{EVENT_SOURCES.get(prefix, prefix)}.amazonaws.com'
-
-
-CREDENTIAL_STS = {'AssumeRole', 'AssumeRoleWithSAML', 'AssumeRoleWithWebIdentity',
-                  'GetFederationToken', 'GetSessionToken'}
-# Event sources CloudTrail names differently from the API's endpoint prefix.
-EVENT_SOURCES = {'email': 'ses'}
+    return EVENT_SOURCES.get(prefix) or f'{prefix}.amazonaws.com'
 
 
 def is_read_only(service, action):
@@ -465,7 +483,16 @@ def record_call(resp, status, body):
         action = resp._get_action()
     except Exception:
         return
-    if not action or action in DATA_EVENTS.get(service, ()):
+    if not action:
+        return
+    if action in DATA_EVENTS.get(service, ()):
+        record_data_event(
+            account_id=resp.current_account, region=resp.region, event_source=_event_source(resp),
+            action=action, access_key=resp.access_key,
+            partition=getattr(resp, 'partition', 'aws') or 'aws',
+            request=getattr(resp, 'normalized_request', None), params=_request_parameters(resp),
+            status=status, body=body, read_only=False,
+            resources=_data_resources(service, resp, _request_parameters(resp)))
         return
     record_event(
         account_id=resp.current_account, region=resp.region, service=service,
@@ -485,10 +512,8 @@ def record_event(account_id, region, service, usage_namespace, event_source, act
     ident = identity(account_id, access_key, partition)
     read_only = is_read_only(service, action)
     ok = int(status) < 400
-    # CloudTrail keeps the response of write calls, and of the read-only STS calls that
-    # hand out credentials (their new access key id, the link from a key to its sessions).
-    keeps_response = not read_only or (service == 'sts' and action in CREDENTIAL_STS)
-    response = _response_elements(body) if ok and keeps_response else None
+    keep_response = not read_only or (service == 'sts' and action in CREDENTIAL_CALLS)
+    response = _response_elements(body) if ok and keep_response else None
     now = utcnow()
     headers = getattr(request, 'headers', None) or {}
     event = {
@@ -513,7 +538,8 @@ def record_event(account_id, region, service, usage_namespace, event_source, act
     if not ok:
         event['errorCode'] = _error_code(body)
     resources = _resources(service, action, params, response)
-    events_for(account_id, region).append({'time': now, 'event': event, 'resources': resources})
+    events_for(account_id, region).append({'time': now, 'event': event, 'resources': resources,
+                                           'global': service in GLOBAL_EVENT_SERVICES})
 
     if ok:
         principal = _usage_principal(ident)
@@ -531,6 +557,65 @@ def record_event(account_id, region, service, usage_namespace, event_source, act
                                        'accountId': account_id})
             events_for(target, region).append(
                 {'time': now, 'event': other, 'resources': resources})
+
+
+# -- data events ------------------------------------------------------------------
+
+def data_events_for(account_id, region):
+    """The recorded data events of one account and region, oldest first (a deque)."""
+    backend = _cloudtrail_backend(account_id, region)
+    with _lock:
+        return backend.__dict__.setdefault(
+            '_ext_data_events', collections.deque(maxlen=MAX_EVENTS))
+
+
+def _data_resources(service, resp, params):
+    if service == 'awslambda':
+        name = params.get('functionName') or ''
+        arn = name if name.startswith('arn:') else (
+            f'arn:aws:lambda:{resp.region}:{resp.current_account}:function:{name}')
+        return [{'accountId': resp.current_account, 'type': 'AWS::Lambda::Function', 'ARN': arn}]
+    return []
+
+
+def record_data_event(account_id, region, event_source, action, access_key, partition, request,
+                      params, status, body, read_only, resources, owner=None):
+    """Append one data event (CloudTrail's ``eventCategory: Data``) to the account's record.
+
+    ``owner``: the account that owns the resource, when it is another one; AWS
+    records the event in both accounts.
+    """
+    ident = identity(account_id, access_key, partition)
+    now = utcnow()
+    headers = getattr(request, 'headers', None) or {}
+    event = {
+        'eventVersion': '1.09',
+        'userIdentity': ident,
+        'eventTime': now.strftime('%Y-%m-%dT%H:%M:%SZ'),
+        'eventSource': event_source,
+        'eventName': action,
+        'awsRegion': region,
+        'sourceIPAddress': _source_ip(request),
+        'userAgent': headers.get('User-Agent') or '',
+        'requestParameters': _redact(params) or None,
+        'responseElements': None,
+        'requestID': str(uuid.uuid4()),
+        'eventID': str(uuid.uuid4()),
+        'readOnly': read_only,
+        'resources': resources,
+        'eventType': 'AwsApiCall',
+        'managementEvent': False,
+        'recipientAccountId': account_id,
+        'eventCategory': 'Data',
+    }
+    if int(status) >= 400:
+        event['errorCode'] = _error_code(body)
+    entry = {'time': now, 'event': event, 'resources': [], 'global': False}
+    data_events_for(account_id, region).append(entry)
+    if owner and owner != account_id:
+        other = dict(event, eventID=str(uuid.uuid4()), recipientAccountId=owner)
+        data_events_for(owner, region).append(dict(entry, event=other))
+    return event
 
 
 # -- LookupEvents ---------------------------------------------------------------

@@ -85,6 +85,15 @@ tests and the benchmarks) applies it.
   each signed request is checked against the caller's IAM policies as AWS
   does, with moto 5.2.5's defects fixed and AWS's error for each protocol.
   See ``custodian_ext_dev.emulator.iam_auth``.
+- Activity review (#14): trail log files delivered to the trail's bucket in
+  AWS's layout, with S3 object and Lambda data events when the trail's event
+  selectors ask for them (``custodian_ext_dev.emulator.trail_logs``); the APIs
+  replayed attacks call that moto lacks (``StartSession``,
+  ``GetAccountSendingEnabled``, AWS Health on a Basic plan) and real session
+  credentials from ``GetSessionToken``/``GetFederationToken``
+  (``custodian_ext_dev.emulator.attack_apis``); explicit ``Deny`` statements
+  of an IAM user's own policies, such as AWS's quarantine policy, refuse that
+  user's key (``custodian_ext_dev.emulator.deny``).
 - Not AWS behaviour, for benchmarks and tests: the emulator counts the API
   calls it serves (by account, region, service and operation) and can answer
   a share of them with AWS's throttling errors. See
@@ -681,6 +690,15 @@ def event_history():
 def securityhub_findings():
     from custodian_ext_dev.emulator import securityhub
     securityhub.apply()
+
+
+def activity_services():
+    from custodian_ext_dev.emulator import attack_apis, deny, trail_logs
+    attack_apis.apply()
+    deny.apply()
+    trail_logs.apply()  # outside deny: a refused S3 object call is a data event too
+
+
 def iam_enforcement():
     from custodian_ext_dev.emulator import iam_auth
     iam_auth.apply()
@@ -720,6 +738,7 @@ EXTENSIONS = [
     event_history,
     identity_services,
     securityhub_findings,
+    activity_services,
     iam_enforcement,  # outside the extensions that answer requests themselves
     api_calls,  # last: the outermost entry point, it sees every request
 ]

@@ -44,6 +44,9 @@ IAM_ONLY = {
         's3:GetBucketLifecycleConfiguration',
         'Amazon S3 API Reference, GetBucketLifecycleConfiguration: "you must have '
         'permission to perform the s3:GetLifecycleConfiguration action"'),
+    's3:ListBucket': (
+        's3:ListObjectsV2', 'Amazon S3 API Reference, ListObjectsV2: "you must have '
+                            'permissions to perform the s3:ListBucket action"'),
     's3:GetEncryptionConfiguration': (
         's3:GetBucketEncryption', 'Amazon S3 API Reference, GetBucketEncryption: "you must '
                                   'have the s3:GetEncryptionConfiguration permission"'),
