@@ -10,7 +10,7 @@ VARS    ?= policies/vars.yml
 REGIONS ?=
 REGION_ARGS = $(foreach r,$(REGIONS),-r $(r))
 
-.PHONY: install test demo demo-respond validate clean respond recover recover-preview bench bench-memory
+.PHONY: install test demo demo-respond validate clean respond recover recover-preview bench bench-memory bench-faults
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -123,6 +123,10 @@ bench: $(STAMP)
 
 bench-memory: $(STAMP)
 	$(BIN)/python bench/sweep.py --memory 5,20 -r 2 $(BENCH_ARGS)
+
+# A detect sweep with injected faults against a clean one (bench/faults.py).
+bench-faults: $(STAMP)
+	$(BIN)/python bench/faults.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) out demo-output respond-output recover-output* build bench-output .pytest_cache
