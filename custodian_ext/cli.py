@@ -17,7 +17,10 @@ def cmd_report(args):
         if args.output == '-' and len(formats) != 1:
             raise ReportInputError('-o -: name exactly one --format to print it to stdout')
         gate = document.Gate(args.fail_on)
-        runs = load_runs(args.paths)
+        warnings = []
+        runs = load_runs(args.paths, allow_mixed=args.allow_mixed, warnings=warnings)
+        for w in warnings:
+            sys.stderr.write(f"custodian-ext: warning: {w}\n")
         doc = document.build(runs, fail_on=gate.fail_on, sources=args.paths)
     except ReportInputError as e:
         sys.stderr.write(f"custodian-ext: error: {e}\n")
@@ -111,6 +114,9 @@ def build_parser():
     p.add_argument('--fail-on', metavar='SEVERITY', default=None,
                    help='critical, high, medium, low or info: exit 1 when any finding is at or '
                         'above it')
+    p.add_argument('--allow-mixed', action='store_true',
+                   help='report a folder that holds more than one run (refused otherwise: '
+                        'runs written into the same -s folder at different times)')
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser('check-vars', help='check a vars file (policies/vars.yml)')

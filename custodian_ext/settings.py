@@ -22,6 +22,10 @@ import yaml
 class SettingsError(ValueError):
     """A settings value is missing or malformed. The message is one line."""
 
+    def __init__(self, message):
+        # one line even when it quotes a key or value with a line break in it
+        super().__init__(str(message).replace('\r', '\\r').replace('\n', '\\n'))
+
 
 REQUIRED = object()
 
@@ -69,6 +73,27 @@ def _timestamp(key, value):
     return value
 
 
+# A future incident_start is a typo (the year) or local time written as UTC: every
+# "since the incident" check would then find nothing. Clocks disagree by seconds, so a
+# start up to CLOCK_SKEW ahead of this machine's clock is accepted.
+CLOCK_SKEW = datetime.timedelta(minutes=5)
+
+
+def _incident_start(key, value):
+    value = _timestamp(key, value)
+    start = parse_timestamp(value)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if start > now + CLOCK_SKEW:
+        ahead = start - now
+        hours = ahead.total_seconds() / 3600
+        ahead_text = f"{ahead.days} days" if ahead.days >= 2 else f"{hours:.1f} hours"
+        raise SettingsError(
+            f"{key}: {value} is {ahead_text} in the future (now {now:%Y-%m-%dT%H:%M:%SZ}); "
+            f"a typo in the year, or local time written as UTC? Write the time in UTC, "
+            f"like {TIMESTAMP_EXAMPLE}")
+    return value
+
+
 def _names(key, value):
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise SettingsError(
@@ -94,7 +119,8 @@ def _accounts(key, value):
 
 
 def _positive_number(key, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
+            or value == float('inf'):  # .nan and .inf in YAML are floats too
         raise SettingsError(f"{key}: expected a number greater than 0, got {value!r}")
     return value
 
@@ -270,7 +296,7 @@ class Setting:
 SETTINGS = {s.name: s for s in (
     Setting('allowed_regions', _regions, REQUIRED,
             'Regions the account is meant to use. Resources anywhere else are findings (R3.3).'),
-    Setting('incident_start', _timestamp, REQUIRED,
+    Setting('incident_start', _incident_start, REQUIRED,
             'ISO-8601 UTC timestamp, e.g. 2026-11-28T09:30:00Z. Anything created, used or '
             'changed at or after it is suspect.'),
     Setting('known_users', _names, [],
@@ -443,12 +469,16 @@ def validate(values, source='vars', names=None, strict=False, unknown=True):
 def load(path, strict=True):
     """Read and check a vars file; raise SettingsError with one line on any problem."""
     try:
-        with open(path) as fh:
+        with open(path, encoding='utf-8') as fh:
             data = yaml.safe_load(fh)
     except FileNotFoundError:
         raise SettingsError(f"{path}: vars file not found") from None
     except yaml.YAMLError as e:
         raise SettingsError(yaml_error(path, e)) from None
+    except UnicodeDecodeError as e:
+        raise SettingsError(f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+    except OSError as e:
+        raise SettingsError(f"{path}: cannot read the vars file ({e.strerror or e})") from None
     return validate(data, source=path, strict=strict)
 
 

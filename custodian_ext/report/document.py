@@ -12,7 +12,10 @@ per-resource ``action-results-*.json`` the pack's actions write, or, for a
 own resource.
 
 The gate (``--fail-on``): exit 2 when any policy errored or did not run,
-else 1 when a finding is at or above the gate severity, else 0.
+else 1 when a finding is at or above the gate severity, else 0. A partial
+check (``partial.json``: it ran but could not read everything, e.g. history
+older than CloudTrail's 90 days) keeps its status, is listed under "Partial
+checks" with what it could not check, and the gate's message counts it.
 """
 import datetime
 from collections import Counter
@@ -22,7 +25,7 @@ from custodian_ext.report.loader import resource_id
 from custodian_ext.report.model import SEVERITIES, STEPS, severity_rank, step_key
 from custodian_ext.report.reasons import reasons
 
-SCHEMA_VERSION = '1.0'
+SCHEMA_VERSION = '1.1'
 SCHEMA_ID = 'https://github.com/custodian-ext/custodian-ext/docs/report-schema.json'
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERRORED = 0, 1, 2
@@ -101,6 +104,7 @@ def _run_doc(run):
         'dryrun': run.dryrun,
         'duration': round(run.duration, 3),
         'error': run.error or None,
+        'partial': list(run.partial),
         'path': run.path,
     }
 
@@ -153,7 +157,10 @@ def _severity(run):
 def _finding_doc(run, resource, now, contained):
     rid = resource_id(run.resource_type, resource)
     created = _created(resource)
-    who = cloudtrail.created_by(resource)
+    try:
+        who = cloudtrail.created_by(resource)
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError):
+        who = None  # annotations of a shape the pack does not write
     why = reasons(resource, resource_type=run.resource_type)
     mine = [c for c in contained
             if (c['account'], c['resource_type'], c['resource_id'])
@@ -212,6 +219,7 @@ def build(runs, fail_on=None, sources=(), now=None):
     for f in findings:
         steps.setdefault(f['step'], Counter())[f['severity']] += 1
     problems = [r for r in runs if r.status in ('errored', 'missing')]
+    partial = [r for r in runs if r.partial and r.status in ('findings', 'clean')]
     status_counts = Counter(r.status for r in runs)
     at_gate = [f for f in findings if gate.fails(f['severity'])]
 
@@ -228,6 +236,9 @@ def build(runs, fail_on=None, sources=(), now=None):
     else:
         code = EXIT_OK
         message = 'no gate (--fail-on not given)'
+    if partial and not problems:
+        message += (f"; {len(partial)} check(s) partial: part of what they check could not "
+                    f"be read (see 'Partial checks')")
 
     accounts = {}
     for r in runs:
@@ -268,11 +279,13 @@ def build(runs, fail_on=None, sources=(), now=None):
                 'detect': len(detect),
                 'respond': len(respond),
                 **{s: status_counts.get(s, 0)
-                   for s in ('findings', 'clean', 'errored', 'skipped', 'missing')}},
+                   for s in ('findings', 'clean', 'errored', 'skipped', 'missing')},
+                'partial': len(partial)},
             'contained': dict(sorted(Counter(c['status'] for c in contained).items())),
         },
         'findings': findings,
         'problems': [_run_doc(r) for r in problems],
+        'partial': [_run_doc(r) for r in partial],
         'contained': contained,
         'runs': [_run_doc(r) for r in runs],
         'manual_steps': manual,
