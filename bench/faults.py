@@ -142,7 +142,7 @@ def attribute(fault, spans, slack=0.5):
 
 
 def mentions(text, operation):
-    """Whether an error message names ``operation`` (``GetBucketPolicy`` or ``get_bucket_policy``)."""
+    """Whether an error names ``operation`` (``GetBucketPolicy`` or ``get_bucket_policy``)."""
     import re
     snake = re.sub(r'(?<!^)(?=[A-Z])', '_', operation).lower()
     return operation in (text or '') or snake in (text or '')

@@ -181,7 +181,8 @@ def calls():
             target[(account, region, SERVICE_NAMES.get(service, service), op)] += n
     keys = sorted(set(merged) | set(merged_throttled) | set(merged_faulted))
     return [{'account': a, 'region': r, 'service': s, 'operation': o,
-             'served': merged.get((a, r, s, o), 0), 'throttled': merged_throttled.get((a, r, s, o), 0),
+             'served': merged.get((a, r, s, o), 0),
+             'throttled': merged_throttled.get((a, r, s, o), 0),
              'faulted': merged_faulted.get((a, r, s, o), 0)}
             for a, r, s, o in keys]
 

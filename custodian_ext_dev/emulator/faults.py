@@ -51,8 +51,9 @@ out in a test; once retries are exhausted it fails the same way an error does.
 attempts), ``served`` (a later attempt was answered) and ``recovered`` (a
 throttled call the same policy made again, identical, and got answered: c7n
 retries throttling itself, as a new call, once botocore gives up). ``failed``
-is true for a call the client gave up on: never served and not recovered. A transient fault whose retry never came
-(botocore's retry quota ran out) counts as failed too.
+is true for a call the client gave up on: never served and not recovered. A
+transient fault whose retry never came (botocore's retry quota ran out) counts
+as failed too.
 """
 import hashlib
 import json
@@ -211,11 +212,12 @@ def response(kind, service, protocol, operation, invocation):
     else:  # error or timeout
         five_hundred = int(hashlib.sha256(invocation.encode()).hexdigest(), 16) % 2 == 0
         status = '500 Internal Server Error' if five_hundred else '503 Service Unavailable'
-        code = {
+        codes = {
             'ec2': ('InternalError', 'Unavailable'),
             'rest-xml': ('InternalError', 'ServiceUnavailable'),
             'query': ('InternalFailure', 'ServiceUnavailable'),
-        }.get(protocol, ('InternalFailure', 'ServiceUnavailableException'))[0 if five_hundred else 1]
+        }.get(protocol, ('InternalFailure', 'ServiceUnavailableException'))
+        code = codes[0 if five_hundred else 1]
         message = 'We encountered an internal error. Please try again.'
         if kind == 'timeout':
             status, code = '504 Gateway Timeout', 'RequestTimeout'
