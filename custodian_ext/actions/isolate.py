@@ -24,6 +24,7 @@ PERMISSIONS = (
     'ec2:CreateTags', 'ec2:ModifyNetworkInterfaceAttribute')
 
 
+
 class IsolationError(RuntimeError):
     pass
 
@@ -36,6 +37,26 @@ class Isolator:
         self.action = action
         self.incident_id = incident_id or 'incident'
         self.groups = {}  # VPC id -> forensic group id, once per run
+
+    def find_group(self, client, vpc_id):
+        """The VPC's forensic group for the incident, or None; never creates one."""
+        if vpc_id in self.groups:
+            return self.groups[vpc_id]
+        found = self.action.call(
+            client.describe_security_groups,
+            Filters=[{'Name': 'vpc-id', 'Values': [vpc_id]},
+                     {'Name': f'tag:{FORENSIC_TAG}', 'Values': [self.incident_id]}])['SecurityGroups']
+        return found[0]['GroupId'] if found else None
+
+    def is_isolated(self, client, instance):
+        """Every interface in the forensic group, and the instance tagged so."""
+        enis = instance.get('NetworkInterfaces') or []
+        tags = {t['Key']: t['Value'] for t in instance.get('Tags') or ()}
+        if not enis or not instance.get('VpcId') or tags.get(ISOLATED_TAG) != self.incident_id:
+            return False
+        gid = self.find_group(client, instance['VpcId'])
+        return bool(gid) and all([g['GroupId'] for g in e.get('Groups', ())] == [gid]
+                                 for e in enis)
 
     def forensic_group(self, client, vpc_id):
         if vpc_id in self.groups:
@@ -87,7 +108,11 @@ class Isolator:
             raise IsolationError('instance has no VPC network interface to isolate')
         gid = self.forensic_group(client, vpc_id)
         original = {e['NetworkInterfaceId']: [g['GroupId'] for g in e.get('Groups', ())] for e in enis}
+        tags = {t['Key']: t['Value'] for t in instance.get('Tags') or ()}
         if all(groups == [gid] for groups in original.values()):
+            if tags.get(ISOLATED_TAG) != self.incident_id:  # a run stopped before tagging
+                self.action.call(client.create_tags, Resources=[instance['InstanceId']],
+                                 Tags=[{'Key': ISOLATED_TAG, 'Value': self.incident_id}])
             return None
         for eni, groups in original.items():
             if groups != [gid]:
@@ -128,13 +153,24 @@ class Isolate(PackAction):
     schema = type_schema('isolate', **EVIDENCE_SCHEMA)
 
     def get_permissions(self):
-        return PERMISSIONS + evidence_permissions(self.data)
+        return PERMISSIONS + ('ec2:DescribeInstances',) + evidence_permissions(self.data)
 
     def process(self, resources):
         self.evidence = EvidenceStore(self)
         self.isolator = Isolator(self, self.data.get('incident-id'))
         self.ec2 = self.client('ec2')
         return super().process(resources)
+
+    def still_needed(self, r):
+        # as it is now: another run (or an earlier one) may have isolated it already
+        found = self.call(self.ec2.describe_instances, InstanceIds=[r['InstanceId']])
+        fresh = [i for res in found.get('Reservations', ()) for i in res.get('Instances', ())]
+        if not fresh:
+            return 'the instance no longer exists'
+        r.update(fresh[0])
+        if self.isolator.is_isolated(self.ec2, r):
+            return 'already isolated'
+        return None
 
     def process_resource(self, r):
         rid = r['InstanceId']

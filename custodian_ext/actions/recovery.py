@@ -25,6 +25,7 @@ import re
 from c7n.exceptions import PolicyValidationError
 
 from custodian_ext.actions.core import PackAction
+from custodian_ext.outputs import write_atomic
 from custodian_ext.settings import (
     SettingsError, _boolean, _identifier, _timestamp, parse_timestamp)
 
@@ -135,7 +136,7 @@ class RecoverAction(PackAction):
         output = getattr(self.manager.ctx, 'output', None)
         if output is None or not self.details:
             return
-        output.write_file(
-            f'action-details-{self.type}.jsonl',
+        write_atomic(
+            output, f'action-details-{self.type}.jsonl',
             ''.join(json.dumps(d, default=str, sort_keys=True) + '\n' for d in self.details))
 
