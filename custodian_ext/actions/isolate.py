@@ -46,14 +46,18 @@ class Isolator:
         self.incident_id = incident_id or 'incident'
         self.groups = {}  # VPC id -> forensic group id, once per run
 
+    def _tagged(self, client, vpc_id):
+        return self.action.call(
+            client.describe_security_groups,
+            Filters=[{'Name': 'vpc-id', 'Values': [vpc_id]},
+                     {'Name': f'tag:{FORENSIC_TAG}', 'Values': [self.incident_id]}])[
+                'SecurityGroups']
+
     def find_group(self, client, vpc_id):
         """The VPC's forensic group for the incident, or None; never creates one."""
         if vpc_id in self.groups:
             return self.groups[vpc_id]
-        found = self.action.call(
-            client.describe_security_groups,
-            Filters=[{'Name': 'vpc-id', 'Values': [vpc_id]},
-                     {'Name': f'tag:{FORENSIC_TAG}', 'Values': [self.incident_id]}])['SecurityGroups']
+        found = self._tagged(client, vpc_id)
         return found[0]['GroupId'] if found else None
 
     def is_isolated(self, client, instance):
@@ -76,10 +80,7 @@ class Isolator:
         """
         if vpc_id in self.groups:
             return self.groups[vpc_id]
-        found = self.action.call(
-            client.describe_security_groups,
-            Filters=[{'Name': 'vpc-id', 'Values': [vpc_id]},
-                     {'Name': f'tag:{FORENSIC_TAG}', 'Values': [self.incident_id]}])['SecurityGroups']
+        found = self._tagged(client, vpc_id)
         gid = found[0]['GroupId'] if found else self.create_group(client, vpc_id)
         self.make_rule_free(client, gid, vpc_id)
         self.groups[vpc_id] = gid
@@ -110,9 +111,13 @@ class Isolator:
             raise IsolationError(f'forensic group {name} exists in {vpc_id} but cannot be read')
         return found[0]['GroupId']
 
+    def describe(self, client, gid):
+        return self.action.call(client.describe_security_groups, GroupIds=[gid])[
+            'SecurityGroups'][0]
+
     def make_rule_free(self, client, gid, vpc_id):
         from botocore.exceptions import ClientError
-        group = self.action.call(client.describe_security_groups, GroupIds=[gid])['SecurityGroups'][0]
+        group = self.describe(client, gid)
         ingress, egress = group.get('IpPermissions') or [], group.get('IpPermissionsEgress') or []
         if ingress or any(not _default_egress(rule) for rule in egress):
             # Someone added rules: it no longer isolates anything.
@@ -126,7 +131,7 @@ class Isolator:
             except ClientError as e:  # another run removed it first
                 if e.response['Error']['Code'] != 'InvalidPermission.NotFound':
                     raise
-        left = self.action.call(client.describe_security_groups, GroupIds=[gid])['SecurityGroups'][0]
+        left = self.describe(client, gid)
         if left.get('IpPermissions') or left.get('IpPermissionsEgress'):
             raise IsolationError(f'could not remove the default rules of forensic group {gid}')
 

@@ -21,8 +21,16 @@ import pytest
 
 from custodian_ext.actions import claims as claims_module
 from custodian_ext_dev.emulator import AMI_X86
-from tests.support import (POLICIES, client_error, fast_client, inject_faults, load_policy,
-                           policy_vars, quarantine_user, run_policy)
+from tests.support import (
+    POLICIES,
+    client_error,
+    fast_client,
+    inject_faults,
+    load_policy,
+    policy_vars,
+    quarantine_user,
+    run_policy,
+)
 
 FOREIGN, TRUSTED = '444455556666', '111122223333'
 INCIDENT = 'inc-stress'
@@ -128,8 +136,9 @@ def _users(aws):
 def _role(aws):
     fast_client(aws, 'iam').create_role(
         RoleName='app', AssumeRolePolicyDocument=json.dumps({
-            'Version': '2012-10-17', 'Statement': [{'Effect': 'Allow', 'Action': 'sts:AssumeRole',
-                                                    'Principal': {'Service': 'ec2.amazonaws.com'}}]}),
+            'Version': '2012-10-17', 'Statement': [{
+                'Effect': 'Allow', 'Action': 'sts:AssumeRole',
+                'Principal': {'Service': 'ec2.amazonaws.com'}}]}),
         Tags=[{'Key': 'custodian-ext:contain', 'Value': INCIDENT}])
 
 
