@@ -142,3 +142,57 @@ def test_report_refuses_a_folder_that_mixes_two_runs(tmp_path):
     proc = run_cli(['custodian-ext', 'report', str(src), '--allow-mixed'], env)
     assert proc.returncode == 2  # the fixture has errored runs: exit 2 from the gate
     assert 'custodian-ext: warning: ' in proc.stderr and 'Result: ERROR' in proc.stdout
+
+
+# -- checks that run from the pack's hooks once they install custodian_ext.input_checks ------
+
+def _installed(name):
+    """Whether the pack installs custodian_ext.input_checks.<name> (the hooks' patch table)."""
+    import glob
+    for path in glob.glob(os.path.join(REPO, 'custodian_ext', '**', '*.py'), recursive=True):
+        if not path.endswith('input_checks.py'):
+            with open(path) as fh:
+                if name in fh.read():
+                    return True
+    return False
+
+
+@pytest.mark.skipif(not _installed('make_custodian_run'),
+                    reason='the hooks do not install input_checks.make_custodian_run yet')
+def test_regions_that_do_not_exist_or_are_not_enabled_are_one_line(account, tmp_path):
+    vars_file = write_vars(tmp_path / 'vars.yml', story.demo_vars(iso(NOW)))
+    for region, needle in (('xx-fake-1', '-r xx-fake-1: not an AWS region'),
+                           ('ap-east-1', f'-r ap-east-1: not enabled in account {account.id}')):
+        out = tmp_path / region
+        proc = run_cli(['custodian', 'run', '-s', str(out), '--vars-file', vars_file,
+                        os.path.join(POLICIES, 'detect', 'x6.yml'), '-r', 'us-east-1',
+                        '-r', region], account.env)
+        assert proc.returncode == 1 and not out.exists()
+        [line] = lines(proc.stderr)
+        assert line.startswith(f'custodian: error: {needle}')
+
+
+@pytest.mark.skipif(not _installed('make_org_init'),
+                    reason='the hooks do not install input_checks.make_org_init yet')
+def test_c7n_org_duplicate_accounts_and_a_misspelt_filter_are_one_line(account, tmp_path):
+    role = f'arn:aws:iam::{account.id}:role/OrganizationAccountAccessRole'
+    with open(os.path.join(POLICIES, 'detect', 'x1.yml')) as fh:
+        data = yaml.safe_load(fh)
+    good = tmp_path / 'x1.yml'
+    good.write_text(yaml.safe_dump(data))
+    data['policies'][0]['filters'][0] = {'type': 'quarantine-markr'}
+    typo = tmp_path / 'typo.yml'
+    typo.write_text(yaml.safe_dump(data))
+    for accounts, use, needle in (
+            ([{'name': 'prod', 'account_id': account.id, 'role': role},
+              {'name': 'prod-2', 'account_id': account.id, 'role': role}], good,
+             f"have the same account id '{account.id}'"),
+            ([{'name': 'prod', 'account_id': account.id, 'role': role}], typo,
+             "Invalid filter type {'type': 'quarantine-markr'}")):
+        path = tmp_path / 'accounts.yml'
+        path.write_text(yaml.safe_dump({'vars': story.demo_vars(iso(NOW)), 'accounts': accounts}))
+        proc = run_cli(['c7n-org', 'run', '-c', str(path), '-u', str(use), '-s',
+                        str(tmp_path / 'org'), '-r', 'us-east-1'], account.env)
+        assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+        [line] = lines(proc.stderr)
+        assert line.startswith('c7n-org: error: ') and needle in line

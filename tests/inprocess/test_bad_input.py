@@ -268,3 +268,65 @@ def test_every_shipped_policy_file_loads():
         if not path.endswith('vars.yml'):
             with open(path) as fh:
                 policyfile.check_policies(yaml.safe_load(fh), path)
+
+
+# -- the wrappers the pack's hooks install (custodian_ext.input_checks) ----------------------
+
+def test_custodian_run_wrapper_checks_the_regions_before_the_run(aws):
+    from c7n.config import Config
+
+    from custodian_ext.input_checks import make_custodian_run
+    ran = []
+    run = make_custodian_run(lambda options: ran.append(options.regions) or 'ran')
+    for bad, needle in ((['us-east-1', 'xx-fake-1'], '-r xx-fake-1: not an AWS region'),
+                        (['us-east-1', 'ap-east-1'], f'-r ap-east-1: not enabled in account '
+                                                     f'{aws.id}')):
+        with pytest.raises(PackError) as e:
+            run(Config.empty(regions=bad, profile=None, assume_role=None))
+        assert str(e.value).startswith(needle)
+    assert ran == []
+    assert run(Config.empty(regions=['us-east-1', 'eu-north-1'], profile=None,
+                            assume_role=None)) == 'ran'
+    assert run(Config.empty(regions=[], profile=None, assume_role=None)) == 'ran'
+
+
+def _org_init(config, use, debug, verbose, accounts, tags, policies, resource=None,
+              policy_tags=(), not_accounts=None):
+    return 'ran'
+
+
+def test_c7n_org_wrappers_check_duplicates_the_policy_file_and_region_names(tmp_path):
+    import yaml
+
+    import custodian_ext  # noqa: F401
+    from custodian_ext.input_checks import make_org_init, make_org_validate
+    good = {'accounts': [{'name': 'prod', 'account_id': '111111111111', 'role': 'r'},
+                         {'name': 'dev', 'account_id': '222222222222', 'role': 'r',
+                          'regions': ['us-east-1']}]}
+    accounts_file = tmp_path / 'accounts.yml'
+    use = tmp_path / 'detect.yml'
+    use.write_text(yaml.safe_dump(_x1()))
+    init = make_org_init(_org_init)
+    validate = make_org_validate(lambda config=None, use=None, **kw: 'validated')
+
+    def call():
+        return init(str(accounts_file), str(use), False, False, (), (), ())
+
+    accounts_file.write_text(yaml.safe_dump(good))
+    assert call() == 'ran' and validate(config=str(accounts_file), use=str(use)) == 'validated'
+    dup = {'accounts': good['accounts'] + [{'name': 'prod2', 'account_id': '111111111111',
+                                            'role': 'r'}]}
+    accounts_file.write_text(yaml.safe_dump(dup))
+    for attempt in (call, lambda: validate(config=str(accounts_file), use=str(use))):
+        with pytest.raises(PackError, match="have the same account id '111111111111'"):
+            attempt()
+    accounts_file.write_text(yaml.safe_dump(good))
+    use.write_text(yaml.safe_dump(_x1(filters=[{'type': 'quarantine-markr'}])))
+    with pytest.raises(PackError, match='Invalid filter type'):
+        call()
+    use.write_text(yaml.safe_dump(_x1()))
+    good['accounts'][1]['regions'] = ['us-esat-1']
+    accounts_file.write_text(yaml.safe_dump(good))
+    with pytest.raises(PackError, match='accounts.yml: account dev region us-esat-1: not an AWS '
+                                        'region; did you mean'):
+        call()
