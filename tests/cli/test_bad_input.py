@@ -4,9 +4,10 @@ Issue #15, item 4, through the real ``custodian-ext``, ``custodian`` and
 ``c7n-org`` against the emulator: a future ``incident_start`` (a year typo,
 local time taken for UTC); one older than CloudTrail's 90 days of event
 history (passes, and every CloudTrail-history check says what it could not
-check); a policy file with a misspelt filter (``custodian``; c7n-org's check
-is in-process); a report folder that mixes two runs. tests/inprocess/test_bad_input.py covers the same checks in-process,
-and duplicate accounts and regions (whose checks the hooks call).
+check); a policy file with a misspelt filter; a report folder that mixes two
+runs. The region, duplicate-account and c7n-org policy-file checks run from the
+pack's hooks (``custodian_ext.input_checks``); their tests here run once the
+hooks install them, and tests/inprocess/test_bad_input.py tests them directly.
 """
 import datetime
 import json
