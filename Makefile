@@ -10,7 +10,7 @@ VARS    ?= policies/vars.yml
 REGIONS ?=
 REGION_ARGS = $(foreach r,$(REGIONS),-r $(r))
 
-.PHONY: install lint test runbook-map demo demo-respond validate clean respond recover recover-preview bench bench-memory bench-catalogue bench-trail-logs
+.PHONY: install lint test runbook-map demo demo-respond validate clean respond recover recover-preview bench bench-memory bench-catalogue bench-trail-logs bench-faults
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -139,6 +139,10 @@ bench-catalogue: $(STAMP)
 # make bench-trail-logs       activity review: trail-log reader memory at N and 10N files, a sweep per source
 bench-trail-logs: $(STAMP)
 	$(BIN)/python bench/trail_logs.py $(BENCH_ARGS)
+
+# A detect sweep with injected faults against a clean one (bench/faults.py).
+bench-faults: $(STAMP)
+	$(BIN)/python bench/faults.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) out demo-output respond-output recover-output* build bench-output .pytest_cache

@@ -49,6 +49,45 @@ def check_accounts(accounts_config, custodian_config, source, cli_regions=()):
                     f"global_region")
 
 
+def check_unique(data, path='accounts file'):
+    """Raise PackError if two accounts share an ``account_id`` or a ``name``.
+
+    ``data`` is the parsed accounts file (``{'accounts': [...]}``); entries that
+    are not mappings, or lack the key, are left to the other checks.
+    """
+    accounts = data.get('accounts') if isinstance(data, dict) else None
+    for key, what in (('account_id', 'account id'), ('name', 'name')):
+        seen = {}
+        for i, a in enumerate(accounts or ()):
+            if not isinstance(a, dict) or a.get(key) in (None, ''):
+                continue
+            value = str(a[key])
+            if value in seen:
+                first = seen[value]
+                other = 'name' if key == 'account_id' else 'account_id'
+                labels = ' and '.join(
+                    f"#{n + 1}" + (f" ({accounts[n].get(other)})" if accounts[n].get(other) else '')
+                    for n in (first, i))
+                raise PackError(
+                    f"{path}: accounts {labels} have the same {what} {value!r}; each account "
+                    f"must appear once, with its own name (the name is its output folder)")
+            seen[value] = i
+
+
+def check_regions(data, config, cli_regions=()):
+    """Every region name on c7n-org's command line and in the accounts file is a real one.
+
+    c7n drops a region it does not know and runs nothing there, so a typo would read as
+    clean (``custodian_ext.regions``).
+    """
+    from custodian_ext.regions import check_names
+    check_names([r for r in cli_regions or () if r != 'all'])
+    for a in (data.get('accounts') or ()) if isinstance(data, dict) else ():
+        if isinstance(a, dict) and isinstance(a.get('regions'), list):
+            check_names([r for r in a['regions'] if isinstance(r, str) and r != 'all'],
+                        source=f"{config}: account {a.get('name') or a.get('account_id')} region")
+
+
 def check_accounts_file(path):
     """The accounts file c7n-org is given: present, and every AWS account reachable."""
     data = read_yaml(path, 'accounts file', ACCOUNTS_HINT)
@@ -72,6 +111,9 @@ def check_accounts_file(path):
                 f"{path}: account {label} ({account_id}) has no role; add "
                 f"role: arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole "
                 f"(or the role c7n-org should assume there), or a profile")
+    # Two entries with one name write into one output folder (the second overwrites the
+    # first); one account id twice is swept, and counted, twice.
+    check_unique(data, path)
     return data
 
 

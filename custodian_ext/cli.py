@@ -21,7 +21,10 @@ def cmd_report(args):
         gate = document.Gate(args.fail_on)
         export = _securityhub_args(args)
         triage = _triage(args)
-        runs = load_runs(args.paths)
+        warnings = []
+        runs = load_runs(args.paths, allow_mixed=args.allow_mixed, warnings=warnings)
+        for w in warnings:
+            sys.stderr.write(f"custodian-ext: warning: {w}\n")
         doc = document.build(runs, fail_on=gate.fail_on, sources=args.paths, triage=triage)
     except (ReportInputError, SettingsError) as e:
         sys.stderr.write(f"custodian-ext: error: {e}\n")
@@ -254,6 +257,9 @@ def build_parser():
     p.add_argument('--role', metavar='NAME', default=None,
                    help='with --to securityhub: a role name (or ARN with {account_id}) to '
                         'assume in each finding\'s account')
+    p.add_argument('--allow-mixed', action='store_true',
+                   help='report a folder that holds more than one run (refused otherwise: '
+                        'runs written into the same -s folder at different times)')
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser('check-triage', help='check a triage file (policies/triage.yml)')

@@ -71,3 +71,33 @@ def is_pack_policy(data):
 
 def any_pack_policy(policies):
     return any(is_pack_policy(p) for p in policies)
+
+
+def check_policies(data, path):
+    """Raise PackError, in c7n's words and on one line, if ``data`` would not load."""
+    from c7n.config import Config
+    from c7n.exceptions import PolicyValidationError
+    from c7n.policy import PolicyCollection
+    from c7n.resources import load_resources
+    from c7n.schema import StructureParser
+    from c7n.schema import validate as schema_validate
+
+    try:
+        structure = StructureParser()
+        structure.validate(data)
+        types = structure.get_resource_types(data)
+        load_resources(types)
+        errors = schema_validate(data, resource_types=types)
+        if errors:
+            error = errors[0]
+            where = '/'.join(str(p) for p in getattr(error, 'absolute_path', ()) or ())
+            raise PolicyValidationError(
+                f"{getattr(error, 'message', None) or error}" + (f" (at {where})" if where else ''))
+        for policy in PolicyCollection.from_data(data, Config.empty(region='us-east-1')):
+            policy.validate()
+    except KeyError as e:  # c7n: KeyError('Invalid resource: nope for provider: aws')
+        raise PackError(f"invalid policy file: {path} error: {e.args[0] if e.args else e}") \
+            from None
+    except PolicyValidationError as e:
+        message = ' '.join(str(e).split())
+        raise PackError(f"invalid policy file: {path} error: {message}") from None

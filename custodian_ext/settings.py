@@ -14,8 +14,10 @@ line said when the value is wrong, an example), and ``check_value`` is the one c
 Every setting is documented in the README; ``tests/inprocess/test_settings.py``
 keeps the README, ``policies/vars.yml`` and this table in step.
 """
+import dataclasses
 import datetime
 import difflib
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -25,6 +27,10 @@ import yaml
 
 class SettingsError(ValueError):
     """A settings value is missing or malformed. The message is one line."""
+
+    def __init__(self, message):
+        # one line even when it quotes a key or value with a line break in it
+        super().__init__(str(message).replace('\r', '\\r').replace('\n', '\\n'))
 
 
 REQUIRED = object()
@@ -91,6 +97,7 @@ class Rule:
     pattern: str = None
     minimum: float = None
     exclusive: bool = False
+    future_error: str = None  # a timestamp later than now (plus CLOCK_SKEW) is refused
     items: 'Rule' = None
     nonempty: bool = False
     empty_error: str = None
@@ -140,11 +147,19 @@ def _check(rule, key, value):
             _fail(rule, key, value)
     elif kind == 'timestamp':
         value = _timestamp_value(rule, key, value)
+        if rule.future_error:
+            now = datetime.datetime.now(datetime.timezone.utc)
+            ahead = parse_timestamp(value) - now
+            if ahead > CLOCK_SKEW:
+                hours = ahead.total_seconds() / 3600
+                _fail(rule, key, value, rule.future_error, now=f"{now:%Y-%m-%dT%H:%M:%SZ}",
+                      ahead=f"{ahead.days} days" if ahead.days >= 2 else f"{hours:.1f} hours")
     elif kind in ('number', 'int'):
         types = int if kind == 'int' else (int, float)
         low = rule.minimum
-        if (isinstance(value, bool) or not isinstance(value, types) or low is not None and (
-                value <= low if rule.exclusive else value < low)):
+        if (isinstance(value, bool) or not isinstance(value, types)
+                or isinstance(value, float) and not math.isfinite(value)  # YAML .nan, .inf
+                or low is not None and (value <= low if rule.exclusive else value < low)):
             _fail(rule, key, value)
     elif kind == 'bool':
         if not isinstance(value, bool):
@@ -232,6 +247,14 @@ TIMESTAMP = Rule('timestamp',
                  error='{key}: {value!r} is not an ISO-8601 UTC timestamp with a time of day; '
                        'write it like {example}',
                  example=TIMESTAMP_EXAMPLE)
+# A future incident_start is a typo (the year) or local time written as UTC: every
+# "since the incident" check would then find nothing. Clocks disagree by seconds, so a
+# start up to CLOCK_SKEW ahead of this machine's clock is accepted.
+CLOCK_SKEW = datetime.timedelta(minutes=5)
+INCIDENT_START = dataclasses.replace(
+    TIMESTAMP, future_error='{key}: {value} is {ahead} in the future (now {now}); a typo in '
+                            'the year, or local time written as UTC? Write the time in UTC, '
+                            'like {example}')
 ACCOUNT_IDS = Rule('list', items=Rule(
     'account-id', error="{key}: {value!r} is not a 12-digit AWS account id; quote it, "
                         "like {example}", example="'123456789012'"),
@@ -296,7 +319,7 @@ SETTINGS = {s.name: s for s in (
     Setting('allowed_regions', REGIONS, REQUIRED,
             'Regions the account is meant to use. Resources anywhere else are findings (R3.3).',
             sample=['us-east-1']),
-    Setting('incident_start', TIMESTAMP, REQUIRED,
+    Setting('incident_start', INCIDENT_START, REQUIRED,
             'ISO-8601 UTC timestamp, e.g. 2026-11-28T09:30:00Z. Anything created, used or '
             'changed at or after it is suspect.', sample=TIMESTAMP_EXAMPLE),
     Setting('known_users', names('[alice, deploy-bot]'), [],
@@ -532,12 +555,16 @@ def validate(values, source='vars', names=None, strict=False, unknown=True):
 def load(path, strict=True):
     """Read and check a vars file; raise SettingsError with one line on any problem."""
     try:
-        with open(path) as fh:
+        with open(path, encoding='utf-8') as fh:
             data = yaml.safe_load(fh)
     except FileNotFoundError:
         raise SettingsError(f"{path}: vars file not found") from None
     except yaml.YAMLError as e:
         raise SettingsError(yaml_error(path, e)) from None
+    except UnicodeDecodeError as e:
+        raise SettingsError(f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+    except OSError as e:
+        raise SettingsError(f"{path}: cannot read the vars file ({e.strerror or e})") from None
     return validate(data, source=path, strict=strict)
 
 

@@ -9,6 +9,8 @@ import json
 import logging
 import time
 
+from custodian_ext.outputs import write_atomic
+
 log = logging.getLogger('custodian.ext')
 
 SKIP_FILE = 'skipped.json'
@@ -29,8 +31,8 @@ def record_skip(policy, reason='execution conditions'):
             'account_id': policy.options.account_id, 'reason': reason}
     output.__enter__()
     try:
-        output.write_file(SKIP_FILE, json.dumps(note))
-        output.write_file('metadata.json', json.dumps({
+        write_atomic(output, SKIP_FILE, json.dumps(note))
+        write_atomic(output, 'metadata.json', json.dumps({
             'policy': policy.data,
             'config': {'region': policy.options.region,
                        'account_id': policy.options.account_id},
@@ -52,6 +54,6 @@ def skip_running_policy(manager, reason):
     log.warning("policy %s skipped in %s: %s", policy.name, manager.config.region, reason)
     output = getattr(manager.ctx, 'output', None)
     if output is not None and policy.options.output_dir:
-        output.write_file(SKIP_FILE, json.dumps({
+        write_atomic(output, SKIP_FILE, json.dumps({
             'policy': policy.name, 'region': manager.config.region,
             'account_id': manager.config.account_id, 'reason': reason}))

@@ -48,6 +48,15 @@ class RestartLogging(PackAction):
             self.clients[region] = self.client('cloudtrail', region=region)
         return self.clients[region]
 
+    def still_needed(self, r):
+        parsed = Arn.parse(r['TrailARN'])
+        if parsed.account_id != self.manager.config.account_id:
+            return None  # reported as failed: another account's trail
+        client = self.trail_client(r.get('HomeRegion') or parsed.region)
+        if self.call(client.get_trail_status, Name=r['TrailARN']).get('IsLogging'):
+            return 'already logging (restarted by another run, or by hand)'
+        return None
+
     def process_resource(self, r):
         arn = r['TrailARN']
         parsed = Arn.parse(arn)

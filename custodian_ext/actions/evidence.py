@@ -10,7 +10,9 @@ about it as one JSON document:
 
 The write happens before the change, and a failed write fails the action for
 that resource: nothing after it runs. The result of the action records where
-the document went (``evidence``).
+the document went (``evidence``). A document is whole or absent: S3 stores an
+object only once ``PutObject`` has received all of it, and a local file is
+written to a temporary name and renamed (``custodian_ext.outputs``).
 
 Actions take the two settings as options::
 
@@ -23,6 +25,7 @@ import re
 from c7n.output import NullBlobOutput
 
 from custodian_ext.actions.core import utcnow
+from custodian_ext.outputs import write_atomic
 
 EVIDENCE_SCHEMA = {
     'incident-id': {'type': 'string'},
@@ -94,7 +97,7 @@ class EvidenceStore:
             return f's3://{self.bucket}/{key}'
         name = f'evidence-{kind}-{_safe(resource_id)}.json'
         try:
-            self.manager.ctx.output.write_file(name, body)
+            write_atomic(self.manager.ctx.output, name, body)
         except OSError as e:
             raise EvidenceError(f'evidence for {resource_id} not written to the output: {e}') from e
         return f'output:{name}'

@@ -115,51 +115,77 @@ class DeactivateAccessKeys(PackAction):
         keys = resolve_credential_keys(r.get('c7n:matched-keys') or [], r['c7n:AccessKeys'])
         return r['c7n:AccessKeys'], [k['AccessKeyId'] for k in keys if k.get('AccessKeyId')]
 
+    def still_needed(self, r):
+        # the keys as they are now, not as listed: another run may have deactivated them
+        r['c7n:AccessKeys'] = self.call(
+            self.iam.list_access_keys, UserName=r['UserName'])['AccessKeyMetadata']
+        keys, matched = self.matched_keys(r)
+        active = {k['AccessKeyId'] for k in keys if k.get('Status') == 'Active'}
+        if matched and not active & set(matched):
+            return ('its matched keys are no longer active (deactivated by another run of this '
+                    'policy, an earlier one, or by hand)')
+        return None
+
     def process_resource(self, r):
+        """Record the keys, then deactivate them: a run that stops between the two leaves a
+        key recorded but still active, which the delete policy never deletes ("Active
+        again") and the next run of this one deactivates."""
         user = r['UserName']
         all_keys, matched = self.matched_keys(r)
         if not matched:
             return result(user, SKIPPED, 'no access key matched the filters')
         untouched = [k['AccessKeyId'] for k in all_keys if k['AccessKeyId'] not in matched]
+        active = {k['AccessKeyId'] for k in all_keys if k.get('Status') == 'Active'}
         tags = _user_tags(self, self.iam, user)
-        had_record = tag_value(tags, RECORD_TAG) is not None
         record = parse_record(tag_value(tags, RECORD_TAG))
         now = utcnow().replace(microsecond=0)
-        deactivated, kept, errors = [], [], []
-        for kid in dict.fromkeys(matched):
-            if kid in self.keep:
-                kept.append(kid)
-                record.pop(kid, None)
-                continue
+        kept = [kid for kid in dict.fromkeys(matched) if kid in self.keep]
+        targets = [kid for kid in dict.fromkeys(matched) if kid not in self.keep and kid in active]
+        for kid in kept:
+            record.pop(kid, None)
+        for kid in targets:
+            record[kid] = now
+        details = {'deactivated': [], 'kept': kept, 'untouched': untouched}
+        try:
+            self.write_record(user, tags, record, details)
+        except ClientError as e:
+            return result(user, FAILED, f'could not record the keys on the user ({e}); no key '
+                                        f'was deactivated', **details)
+        errors = []
+        for kid in targets:
             try:
                 self.call(self.iam.update_access_key, UserName=user, AccessKeyId=kid,
                           Status='Inactive')
             except ClientError as e:
                 errors.append(f'{kid}: {e}')
+                record.pop(kid, None)
                 continue
-            deactivated.append(kid)
-            record[kid] = now
-        details = {'deactivated': deactivated, 'kept': kept, 'untouched': untouched}
-        try:
-            if record:
-                deletable = max(record.values()) + datetime.timedelta(days=self.data['grace-days'])
-                details['deletable_after'] = deletable.strftime(TIME_FORMAT)
-                self.call(self.iam.tag_user, UserName=user, Tags=[
-                    {'Key': RECORD_TAG, 'Value': format_record(record)},
-                    {'Key': DELETABLE_TAG, 'Value': details['deletable_after']},
-                    {'Key': INCIDENT_TAG, 'Value': self.data.get('incident-id') or 'incident'}])
-            elif had_record:
-                self.call(self.iam.untag_user, UserName=user, TagKeys=[RECORD_TAG, DELETABLE_TAG])
-        except ClientError as e:
-            return result(user, FAILED, f'keys {", ".join(deactivated) or "-"} deactivated but not '
-                                        f'recorded on the user ({e}); they will not be deleted '
-                                        f'automatically', **details)
+            details['deactivated'].append(kid)
         if errors:
+            try:  # the keys that stayed active leave the record (deleting them is never safe)
+                self.write_record(user, _user_tags(self, self.iam, user), record, details)
+            except ClientError as e:
+                errors.append(f'the record on the user still lists them ({e}); the delete '
+                              f'policy skips a key that is active')
             return result(user, FAILED, 'could not deactivate ' + '; '.join(errors), **details)
-        if not deactivated:
+        if not details['deactivated']:
             return result(user, SKIPPED, 'every matched key is listed in keep_access_keys',
                           **details)
-        return result(user, DONE, f'deactivated {", ".join(deactivated)}', **details)
+        return result(user, DONE, f'deactivated {", ".join(details["deactivated"])}', **details)
+
+    def write_record(self, user, tags, record, details):
+        """Tag the user with ``record`` (or remove the tags when it is empty); no call when
+        the tags already say it, so a run that changes nothing writes nothing."""
+        if record:
+            deletable = max(record.values()) + datetime.timedelta(days=self.data['grace-days'])
+            details['deletable_after'] = deletable.strftime(TIME_FORMAT)
+            wanted = {RECORD_TAG: format_record(record), DELETABLE_TAG: details['deletable_after'],
+                      INCIDENT_TAG: self.data.get('incident-id') or 'incident'}
+            if any(tag_value(tags, k) != v for k, v in wanted.items()):
+                self.call(self.iam.tag_user, UserName=user,
+                          Tags=[{'Key': k, 'Value': v} for k, v in wanted.items()])
+        elif tag_value(tags, RECORD_TAG) is not None or tag_value(tags, DELETABLE_TAG) is not None:
+            self.call(self.iam.untag_user, UserName=user, TagKeys=[RECORD_TAG, DELETABLE_TAG])
 
 
 @register_action('delete-access-keys', ['iam-user'])

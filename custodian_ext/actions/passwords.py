@@ -21,6 +21,8 @@ from custodian_ext.filters.options import flatten
 from custodian_ext.registry import register_action
 from custodian_ext.settings import is_placeholder, or_placeholder
 
+RESET_TAG = 'custodian-ext:x4-password-reset'
+
 
 def random_password(length):
     """A password that meets any IAM password policy up to ``length`` characters."""
@@ -40,7 +42,10 @@ class RequirePasswordReset(PackAction):
     Updates the login profile with ``PasswordResetRequired``; with
     ``randomize: true`` it also replaces the password with a random one
     (never stored or shown), which locks out anyone who knows the old one.
-    Users without a console password are skipped.
+    Users without a console password are skipped. Once per incident: the user
+    is then tagged ``custodian-ext:x4-password-reset = <incident id>``, and a
+    user with that tag is skipped, so running the policy again does not lock
+    out a user who has since chosen a new password.
 
     :example:
 
@@ -57,14 +62,31 @@ class RequirePasswordReset(PackAction):
             actions:
               - type: require-password-reset
                 randomize: true
+                incident-id: '{incident_id}'
     """
 
-    schema = type_schema('require-password-reset', randomize={'type': 'boolean'})
-    permissions = ('iam:UpdateLoginProfile',)
+    schema = type_schema('require-password-reset', randomize={'type': 'boolean'},
+                         **{'incident-id': {'type': 'string'}})
+    permissions = ('iam:UpdateLoginProfile', 'iam:ListUserTags', 'iam:TagUser')
 
     def get_permissions(self):
         return self.permissions + (('iam:GetAccountPasswordPolicy',)
                                    if self.data.get('randomize') else ())
+
+    @property
+    def incident_id(self):
+        return self.data.get('incident-id') or 'incident'
+
+    def still_needed(self, r):
+        # Once per incident: a second run must not lock out a user who has since chosen a
+        # new password. The tag is written after the reset (a run stopped between the two
+        # resets that user once more).
+        tags = self.call(self.iam.list_user_tags, UserName=r['UserName']).get('Tags', [])
+        done = {t['Key']: t['Value'] for t in tags}.get(RESET_TAG)
+        if done == self.incident_id:
+            return (f'password already reset for incident {self.incident_id} (tag {RESET_TAG}); '
+                    f'remove the tag to reset it again')
+        return None
 
     def process(self, resources):
         self.iam = self.client('iam')
@@ -89,6 +111,8 @@ class RequirePasswordReset(PackAction):
             if e.response['Error']['Code'] == 'NoSuchEntity':
                 return result(user, SKIPPED, 'the user has no console password')
             raise
+        self.call(self.iam.tag_user, UserName=user,
+                  Tags=[{'Key': RESET_TAG, 'Value': self.incident_id}])
         return result(user, DONE, 'password replaced with a random one; reset required at next '
                                   'sign-in' if self.data.get('randomize') else
                                   'reset required at next sign-in',

@@ -24,6 +24,7 @@ import json
 from c7n.exceptions import PolicyValidationError
 
 from custodian_ext.actions.core import PackAction
+from custodian_ext.outputs import write_atomic
 from custodian_ext.settings import (
     SettingsError, check, is_placeholder, or_placeholder, parse_timestamp)
 
@@ -123,7 +124,7 @@ class RecoverAction(PackAction):
         output = getattr(self.manager.ctx, 'output', None)
         if output is None or not self.details:
             return
-        output.write_file(
-            f'action-details-{self.type}.jsonl',
+        write_atomic(
+            output, f'action-details-{self.type}.jsonl',
             ''.join(json.dumps(d, default=str, sort_keys=True) + '\n' for d in self.details))
 

@@ -19,6 +19,7 @@ from c7n.utils import get_retry, local_session, type_schema
 from custodian_ext.actions.core import DONE, FAILED, SKIPPED, result
 from custodian_ext.actions.recovery import (
     RECOVER_SCHEMA, RecoverAction, as_utc, iso)
+from custodian_ext.outputs import write_atomic
 from custodian_ext.registry import register_action
 from custodian_ext.settings import SETTINGS, SettingsError, or_placeholder
 
@@ -267,7 +268,7 @@ class RestoreObjectVersions(RecoverAction):
         if self.preview:
             header += ('# These tokens come from a preview (dry-run-report) run: only a preview '
                        'accepts them.\n')
-        output.write_file(CONTINUATION_FILE, header + yaml.safe_dump(
+        write_atomic(output, CONTINUATION_FILE, header + yaml.safe_dump(
             {'restore_continuation': tokens}, default_flow_style=False, sort_keys=True))
         if unfinished:
             log.info('%s: stopped at the object bound in %s; resume with restore_continuation '

@@ -15,6 +15,7 @@ from custodian_ext.actions.core import DONE, SKIPPED, PackAction, result, utcnow
 from custodian_ext.registry import register_action
 
 POLICY_NAME = 'AWSRevokeOlderSessions'
+REVOKED_TAG = 'custodian-ext:x5-sessions-revoked'
 CONDITION_KEY = 'aws:TokenIssueTime'
 
 
@@ -98,7 +99,9 @@ class RevokeSessions(PackAction):
     started after the action are not affected; anyone who can still assume
     the role can get a new session, so fix the trust policy or the
     credentials that assumed it too. Service-linked roles are skipped: IAM
-    does not allow inline policies on them.
+    does not allow inline policies on them. Once per incident: the role is
+    then tagged ``custodian-ext:x5-sessions-revoked = <incident id>`` and a
+    role with that tag is skipped (remove it to revoke again).
 
     :example:
 
@@ -110,19 +113,39 @@ class RevokeSessions(PackAction):
             filters:
               - 'tag:custodian-ext:contain': '{incident_id}'
             actions:
-              - revoke-sessions
+              - type: revoke-sessions
+                incident-id: '{incident_id}'
     """
 
-    schema = type_schema('revoke-sessions')
-    permissions = ('iam:GetRolePolicy', 'iam:PutRolePolicy')
+    schema = type_schema('revoke-sessions', **{'incident-id': {'type': 'string'}})
+    permissions = ('iam:GetRolePolicy', 'iam:PutRolePolicy', 'iam:ListRoleTags', 'iam:TagRole')
 
     def process(self, resources):
         self.iam = self.client('iam')
         self.now = issue_time(utcnow())  # one instant for the whole run
         return super().process(resources)
 
+    @property
+    def incident_id(self):
+        return self.data.get('incident-id') or 'incident'
+
+    def still_needed(self, r):
+        # Once per incident: revoking again would cut the sessions the role's own workloads
+        # started since (they refresh, but fail until then). The tag is written after the
+        # policy; a run stopped between the two revokes once more, which is safe.
+        tags = self.call(self.iam.list_role_tags, RoleName=r['RoleName']).get('Tags', [])
+        if {t['Key']: t['Value'] for t in tags}.get(REVOKED_TAG) == self.incident_id:
+            return (f'sessions already revoked for incident {self.incident_id} (tag '
+                    f'{REVOKED_TAG}); to revoke the sessions issued since, remove the tag and '
+                    f'run again')
+        return None
+
     def process_resource(self, r):
-        return revoke(self.call, self.iam, r, self.now)
+        out = revoke(self.call, self.iam, r, self.now)
+        if out['status'] == DONE:
+            self.call(self.iam.tag_role, RoleName=r['RoleName'],
+                      Tags=[{'Key': REVOKED_TAG, 'Value': self.incident_id}])
+        return out
 
 
 def revoke(call, iam, role, now_text):

@@ -104,6 +104,12 @@ class RevokeShares(PackAction):
         self.read_shares = SHARES[self.manager.type][0]
         return super().process(resources)
 
+    def still_needed(self, r):
+        matched = set(r.get(ANNOTATION) or ())
+        if matched and not self.read_shares(self, r) & matched:
+            return 'no longer shared with ' + ', '.join(sorted(matched))
+        return None
+
     def process_resource(self, r):
         rid = self.resource_id(r)
         matched = sorted(set(r.get(ANNOTATION) or ()))

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from botocore.exceptions import ClientError
 from c7n.utils import chunks, type_schema
 
+from custodian_ext.actions.claims import lease_seconds
 from custodian_ext.actions.core import DONE, FAILED, SKIPPED, PackAction, result, utcnow
+from custodian_ext.actions.interrupt import Deferred
 from custodian_ext.actions.evidence import EVIDENCE_SCHEMA, EvidenceStore, evidence_permissions
 from custodian_ext.actions.isolate import PERMISSIONS as ISOLATE_PERMISSIONS, Isolator
 from custodian_ext.registry import register_action
@@ -74,10 +76,16 @@ class SnapshotBeforeTerminate(PackAction):
     A failure in steps 1-5 (an API error, a snapshot in state ``error``, the
     timeout) leaves the instance running or stopped as it was, and its
     result is ``failed`` with the reason; snapshots and evidence already
-    made are kept and listed. Instances in other states (pending, stopping)
-    are skipped with the reason. An instance whose root volume is instance
-    store fails: it cannot be snapshotted. Instance-store data volumes are
-    lost on stop or terminate either way.
+    made are kept and listed. On SIGINT or SIGTERM no further instance is
+    started, and those already started are finished (a second signal stops
+    at once). A run that dies before the last step leaves the instance as in
+    a failure; the next run reuses the incident's snapshots of the instance
+    instead of taking new ones, and skips an instance already terminated (or,
+    with ``stop-only``, stopped and tagged ``custodian-ext:contained``).
+    Instances in other states (pending, stopping) are skipped with the
+    reason. An instance whose root volume is instance store fails: it cannot
+    be snapshotted. Instance-store data volumes are lost on stop or terminate
+    either way.
 
     :example:
 
@@ -113,8 +121,8 @@ class SnapshotBeforeTerminate(PackAction):
     clock = staticmethod(time.monotonic)
 
     def get_permissions(self):
-        perms = ('ec2:DescribeInstanceAttribute', 'ec2:CreateSnapshots', 'ec2:CreateTags',
-                 'ec2:DescribeSnapshots')
+        perms = ('ec2:DescribeInstances', 'ec2:DescribeInstanceAttribute', 'ec2:CreateSnapshots',
+                 'ec2:CreateTags', 'ec2:DescribeSnapshots')
         perms += (('ec2:StopInstances',) if self.data.get('stop-only')
                   else ('ec2:TerminateInstances',))
         if self.data.get('disable-termination-protection'):
@@ -132,18 +140,73 @@ class SnapshotBeforeTerminate(PackAction):
     def process(self, resources):
         self.evidence = EvidenceStore(self)
         self.isolator = Isolator(self, self.incident_id)
+        self.lease = lease_seconds(self.data.get('wait-timeout', self.default_timeout) + 900)
         ec2 = self.client('ec2')
-        started = [self.guarded(r, self.start, ec2) for r in resources]
-        failures = self.wait(ec2, [p for p in started if isinstance(p, Pending)])
-        results = []
-        for r, p in zip(resources, started):
-            if isinstance(p, Pending):
-                if p.instance_id in failures:
-                    p = self.failed(p, failures[p.instance_id])
-                else:
-                    p = self.guarded(r, self.finish, ec2, p)
-            results.append(p)
+        with Deferred(f'{self.type} on the current instance') as signals:
+            started = []
+            for r in resources:
+                started.append(self.untouched(r, signals.name) if signals.requested
+                               else self.begin(r, ec2))
+                self.record(self.so_far(started))
+            # Instances already started are finished even after SIGINT/SIGTERM (a second
+            # signal stops at once; the next run then reuses their snapshots).
+            failures = self.wait(ec2, [p for p in started if isinstance(p, Pending)])
+            results = []
+            for r, p in zip(resources, started):
+                if isinstance(p, Pending):
+                    if p.instance_id in failures:
+                        p = self.failed(p, failures[p.instance_id])
+                    else:
+                        p = self.guarded(r, self.finish, ec2, p)
+                    self.release(r)
+                results.append(p)
+                self.record(self.so_far(results + started[len(results):]))
+        if signals.requested:
+            self.conclude(resources, results, stop=False)
+            signals.stop()
         return self.conclude(resources, results)
+
+    def so_far(self, items):
+        """Results to write while instances are still in progress (a run that dies keeps them)."""
+        return [self.failed(p, 'in progress: the run stopped before this instance was '
+                               'finished; run again to finish it (its snapshots are reused)')
+                if isinstance(p, Pending) else p for p in items]
+
+    def begin(self, r, ec2):
+        """Claim, read again, then evidence, isolation and snapshots: a Pending or a result."""
+        skip = self.acquire(r, self.lease)
+        if skip is not None:
+            return skip
+        try:
+            why = self.still_needed(r, ec2)
+        except Exception as e:
+            self.release(r)
+            return result(r['InstanceId'], FAILED, f'could not read it again before acting '
+                                                   f'({type(e).__name__}: {e}); nothing was done')
+        if why:
+            self.release(r)
+            return result(r['InstanceId'], SKIPPED, why)
+        out = self.guarded(r, self.start, ec2)
+        if not isinstance(out, Pending):
+            self.release(r)
+        return out
+
+    def still_needed(self, r, ec2=None):
+        """The instance as it is now: another run (or an earlier one) may have handled it."""
+        ec2 = ec2 or self.client('ec2')
+        found = self.call(ec2.describe_instances, InstanceIds=[r['InstanceId']])
+        fresh = [i for res in found.get('Reservations', ()) for i in res.get('Instances', ())]
+        if not fresh:
+            return 'the instance no longer exists'
+        r.update(fresh[0])
+        state = r['State']['Name']
+        if state in ('shutting-down', 'terminated'):
+            return f'already {state}'
+        tags = {t['Key']: t['Value'] for t in r.get('Tags') or ()}
+        if self.data.get('stop-only') and state in ('stopping', 'stopped') and \
+                tags.get(CONTAINED_TAG) == self.incident_id:
+            return f'already {state} and contained for incident {self.incident_id}'
+        return None
 
     def failed(self, p, reason):
         return result(p.instance_id, FAILED, f'{reason}; the instance was left {p.state}',
@@ -172,10 +235,33 @@ class SnapshotBeforeTerminate(PackAction):
             p.evidence = self.evidence.put('ec2', rid, document)
             if self.data.get('isolate'):
                 p.isolation = self.isolator.isolate(ec2, r) or {'already_isolated': True}
-            self.create_snapshots(ec2, r, volumes, p)
+            if not self.reuse_snapshots(ec2, rid, volumes, p):
+                self.create_snapshots(ec2, r, volumes, p)
         except Exception as e:
             return self.failed(p, f'{type(e).__name__}: {e}')
         return p
+
+    def reuse_snapshots(self, ec2, rid, volumes, p):
+        """Snapshots an earlier, stopped run took for this incident, if they cover every volume.
+
+        A run stopped while waiting (or killed) leaves its snapshots; the next run waits for
+        those instead of taking a second set.
+        """
+        found = self.call(ec2.describe_snapshots, OwnerIds=['self'], Filters=[
+            {'Name': f'tag:{INSTANCE_TAG}', 'Values': [rid]},
+            {'Name': f'tag:{INCIDENT_TAG}', 'Values': [self.incident_id]}]).get('Snapshots', [])
+        newest = {}
+        for snap in found:
+            if snap.get('State') in ('pending', 'completed') and snap.get('VolumeId') in volumes:
+                if snap['VolumeId'] not in newest or \
+                        snap['StartTime'] > newest[snap['VolumeId']]['StartTime']:
+                    newest[snap['VolumeId']] = snap
+        if set(newest) != set(volumes):
+            return False
+        for vid, snap in newest.items():
+            p.snapshots[snap['SnapshotId']] = {'volume_id': vid, 'device': volumes[vid],
+                                               'state': snap['State'], 'reused': True}
+        return True
 
     def create_snapshots(self, ec2, r, volumes, p):
         rid = r['InstanceId']

@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 from c7n.query import RetryPageIterator
 from c7n.utils import type_schema
 
-from custodian_ext.actions.core import DONE, PackAction, result
+from custodian_ext.actions.core import DONE, FAILED, SKIPPED, PackAction, result
 from custodian_ext.actions.evidence import EVIDENCE_SCHEMA, EvidenceStore, evidence_permissions
 from custodian_ext.actions.passwords import check_known_users, is_known_user
 from custodian_ext.registry import register_action
@@ -61,13 +61,35 @@ class ExportUser(PackAction):
         **{'known-users': or_placeholder({'type': 'array', 'items': {'type': 'string'}})},
         **EVIDENCE_SCHEMA)
     permissions = (
-        'iam:ListAttachedUserPolicies', 'iam:ListUserPolicies', 'iam:GetUserPolicy',
+        'iam:GetUser', 'iam:ListAttachedUserPolicies', 'iam:ListUserPolicies', 'iam:GetUserPolicy',
         'iam:ListGroupsForUser', 'iam:ListAccessKeys', 'iam:GetAccessKeyLastUsed',
         'iam:GetLoginProfile', 'iam:ListMFADevices', 'iam:ListSigningCertificates',
         'iam:ListSSHPublicKeys', 'iam:ListServiceSpecificCredentials')
 
     def get_permissions(self):
         return self.permissions + evidence_permissions(self.data)
+
+    # Custodian's delete runs after this action on every user of the policy, unless this
+    # action fails: a user this run cannot claim, or finds gone, fails (so that no user is
+    # deleted by a run that did not export it), and the claims are kept for their lease
+    # (custodian_ext.actions.claims), until the delete after this action is done.
+    release_claims = False
+
+    def handle(self, resource, step, *args):
+        out = super().handle(resource, step, *args)
+        if out['status'] == SKIPPED:
+            out = result(out['resource_id'], FAILED, f"not exported: {out['reason']}; so that "
+                         f"the delete after this action does not run, this fails")
+        return out
+
+    def still_needed(self, r):
+        try:
+            self.call(self.iam.get_user, UserName=r['UserName'])
+        except ClientError as e:
+            if e.response['Error']['Code'] == 'NoSuchEntity':
+                return 'the user no longer exists (deleted by another run, or by hand)'
+            raise
+        return None
 
     def process(self, resources):
         check_known_users(self)

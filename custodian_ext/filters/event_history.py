@@ -8,7 +8,10 @@ reads it, within the limits AWS sets, and annotates who did what:
   (``MIN_INTERVAL``), and throttling errors are retried with back-off; each
   retried attempt waits for a slot too.
 - Window: ``since`` (the incident start) to now, clamped to the 90 days of
-  history AWS keeps (``HISTORY_DAYS``).
+  history AWS keeps (``HISTORY_DAYS``). A clamped window is recorded in the
+  annotation (``WindowClamped``) and for the whole run (``partial.json``,
+  ``custodian_ext.outputs.mark_partial``): the report shows the check as
+  partial, saying which part of the window could not be read.
 - Pages: LookupEvents takes one lookup attribute per request and returns 50
   events a page. Write events are read as one stream (``ReadOnly=false``) and
   matched by name; read-only events (``AssumeRole``, ``GetFederationToken``)
@@ -40,6 +43,7 @@ from c7n.utils import local_session, type_schema
 
 from custodian_ext.activity.known import KnownPrincipals
 from custodian_ext.filters.options import aware, check_timestamp, list_option
+from custodian_ext.outputs import mark_partial
 from custodian_ext.registry import register_filter
 from custodian_ext.settings import is_placeholder
 
@@ -412,12 +416,17 @@ class CloudTrailEvents(Filter):
                 'Events': self.data['events']}
         if self.since() < start:
             info['WindowClamped'] = f'history before {_iso(start)} is not kept by CloudTrail'
+            # The whole run, not only the resources that match: a clean result must say
+            # that part of the window was not read (the report shows it as partial).
+            mark_partial(self.manager, (
+                f"CloudTrail keeps {HISTORY_DAYS} days of event history: events from "
+                f"{_iso(self.since())} to {_iso(start)} (incident_start to {HISTORY_DAYS} "
+                f"days ago) cannot be checked in {region}"))
         if cut_short:
             info['CutShort'] = cut_short
-            log.warning(
-                "%s: event history for %s in %s was cut short after %d pages; events before "
-                "the oldest page read were not examined", self.manager.data.get('name'),
-                ', '.join(cut_short), region, self.data.get('max-pages', DEFAULT_PAGES))
+            mark_partial(self.manager, (
+                f"event history for {', '.join(cut_short)} in {region} was cut short after "
+                f"{self.data.get('max-pages', DEFAULT_PAGES)} pages: older events were not read"))
         return events, info
 
     def concerns(self, resource, event):

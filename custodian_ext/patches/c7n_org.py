@@ -51,6 +51,7 @@ def checked_init(original):
     def init(*args, **kw):
         import jsonschema
         import custodian_ext.accounts_file as accounts_file
+        import custodian_ext.policyfiles as policyfiles
         import custodian_ext.patches as patches
         import custodian_ext.perf as perf
         from custodian_ext.preflight import check_org_credentials
@@ -62,10 +63,15 @@ def checked_init(original):
             return original(*args, **kw)
         try:
             try:
-                accounts_file.check_accounts_file(config)
+                accounts = accounts_file.check_accounts_file(config)
+                accounts_file.check_regions(accounts, config, cli_regions())
                 accounts_file.check_policy_selection(
                     use, bound.arguments.get('policies') or (),
                     bound.arguments.get('policy_tags') or ())
+                # c7n-org does not check the -u file: each worker fails to load it and
+                # c7n-org exits 0 having run nothing
+                policyfiles.check_policies(accounts_file.read_yaml(
+                    use, 'policy file', accounts_file.BUNDLE_HINT), use)
                 accounts_config, custodian_config, executor = original(*args, **kw)
             except jsonschema.ValidationError as e:
                 where = '/'.join(str(p) for p in e.absolute_path)

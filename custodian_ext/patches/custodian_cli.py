@@ -38,6 +38,7 @@ def checked_run(original):
         from custodian_ext.deploys import check_deploys
         from custodian_ext.policyfiles import any_pack_policy, policy_files, read_policies
         from custodian_ext.preflight import preflight
+        import custodian_ext.regions as regions
         from custodian_ext.regions import place_global_region
         import custodian_ext.runcache as runcache
         policies = read_policies(options.configs)
@@ -58,6 +59,9 @@ def checked_run(original):
                 options.regions, values['global_region'], default_region)
         region = next((r for r in (options.regions or ()) if r != 'all'), default_region)
         identity = preflight(session, region)
+        # c7n drops a region it does not know (a typo reads as clean), and every policy
+        # errors in a region the account has not enabled: one line instead
+        regions.check_run(options.regions, session, region, identity.get('Account'))
         check_deploys(options, session, identity, region, values)
         # A folder as its files: c7n's folder loader checks types before settings are
         # substituted and rejects a list setting ('{trusted_accounts}') where a list

@@ -13,7 +13,10 @@ own resource.
 
 The gate (``--fail-on``): exit 2 when any policy errored, did not run or
 checked only in part (findings marked ``c7n:incomplete``), else 1 when a
-finding is at or above the gate severity, else 0.
+finding is at or above the gate severity, else 0. A partial check
+(``partial.json``: it ran but could not read everything, e.g. history older
+than CloudTrail's 90 days) keeps its status, is listed under "Partial checks"
+with what it could not check, and the gate's message counts it.
 """
 import datetime
 from collections import Counter
@@ -102,6 +105,7 @@ def _run_doc(run):
         'dryrun': run.dryrun,
         'duration': round(run.duration, 3),
         'error': run.error or None,
+        'partial': list(run.partial),
         'path': run.path,
     }
 
@@ -154,7 +158,10 @@ def _severity(run):
 def _finding_doc(run, resource, now, contained):
     rid = resource_id(run.resource_type, resource)
     created = _created(resource)
-    who = cloudtrail.created_by(resource)
+    try:
+        who = cloudtrail.created_by(resource)
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError):
+        who = None  # annotations of a shape the pack does not write
     why = reasons(resource, resource_type=run.resource_type)
     mine = [c for c in contained
             if (c['account'], c['resource_type'], c['resource_id'])
@@ -221,6 +228,7 @@ def build(runs, fail_on=None, sources=(), now=None, triage=None):
     for f in findings:
         steps.setdefault(f['step'], Counter())[f['severity']] += 1
     problems = [r for r in runs if r.status in ('errored', 'missing') or r.incomplete]
+    partial = [r for r in runs if r.partial and r.status in ('findings', 'clean')]
     status_counts = Counter(r.status for r in runs)
     at_gate = [f for f in findings if gate.fails(f['severity'])]
 
@@ -228,10 +236,10 @@ def build(runs, fail_on=None, sources=(), now=None, triage=None):
         code = EXIT_ERRORED
         message = (f"{len(problems)} policy run(s) errored or did not run: their results "
                    f"are unknown")
-        partial = sum(1 for r in problems if r.incomplete)
-        if partial:
+        incomplete = sum(1 for r in problems if r.incomplete)
+        if incomplete:
             message = (f"{len(problems)} policy run(s) errored, did not run or checked only in "
-                       f"part ({partial}): their results are unknown or incomplete")
+                       f"part ({incomplete}): their results are unknown or incomplete")
     elif at_gate:
         code = EXIT_FINDINGS
         message = f"{len(at_gate)} finding(s) at or above {gate.fail_on}"
@@ -245,6 +253,9 @@ def build(runs, fail_on=None, sources=(), now=None, triage=None):
     else:
         code = EXIT_OK
         message = 'no gate (--fail-on not given)'
+    if partial and not problems:
+        message += (f"; {len(partial)} check(s) partial: part of what they check could not "
+                    f"be read (see 'Partial checks')")
 
     accounts = {}
     for r in runs:
@@ -285,7 +296,8 @@ def build(runs, fail_on=None, sources=(), now=None, triage=None):
                 'detect': len(detect),
                 'respond': len(respond),
                 **{s: status_counts.get(s, 0)
-                   for s in ('findings', 'clean', 'errored', 'skipped', 'missing')}},
+                   for s in ('findings', 'clean', 'errored', 'skipped', 'missing')},
+                'partial': len(partial)},
             'contained': dict(sorted(Counter(c['status'] for c in contained).items())),
             'accepted': len(accepted),
             'by_account': summaries.by_account(findings, accounts),
@@ -295,6 +307,7 @@ def build(runs, fail_on=None, sources=(), now=None, triage=None):
         'accepted': accepted,
         'triage': triage_doc,
         'problems': [_run_doc(r) for r in problems],
+        'partial': [_run_doc(r) for r in partial],
         'contained': contained,
         'activity': activity.build(runs, findings, contained),
         'runs': [_run_doc(r) for r in runs],

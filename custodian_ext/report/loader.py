@@ -11,8 +11,10 @@ Each policy folder holds ``metadata.json`` (policy, config, metrics) and, when
 the policy ran to the end, ``resources.json``. A folder without
 ``resources.json``, or whose metrics record ``PolicyException``, is an
 errored run: it is never counted as clean. ``skipped.json`` (written by the
-pack's patches) marks a policy its conditions skipped on purpose. The pack's
-actions write ``action-results-<action>.json`` next to them.
+pack's patches) marks a policy its conditions skipped on purpose, and
+``partial.json`` a check that ran but could not read all it needed (its notes
+say what). The pack's actions write ``action-results-<action>.json`` next to
+them.
 
 c7n-org runs every policy in every account and region it sweeps, so in that
 layout a policy that has a folder in some account and region but none in
@@ -80,8 +82,9 @@ def resource_id(resource_type, resource):
 
 def _action_types(policy):
     out = []
-    for a in policy.get('actions') or ():
-        out.append(a if isinstance(a, str) else str(a.get('type', '?')))
+    actions = policy.get('actions')
+    for a in actions if isinstance(actions, list) else ():
+        out.append(a if isinstance(a, str) else str(_mapping(a).get('type', '?')))
     return out
 
 
@@ -92,10 +95,79 @@ def _action_results(path):
             data = _read_json(fp)
         except (OSError, ValueError) as e:
             raise ReportInputError(f"{fp}: unreadable action results ({e})") from None
-        if not isinstance(data, list):
+        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
             raise ReportInputError(f"{fp}: expected a list of action results")
         results.extend(data)
     return results
+
+
+def _partial(path):
+    """The notes of ``partial.json`` (custodian_ext.outputs.mark_partial), or []."""
+    fp = os.path.join(path, 'partial.json')
+    if not os.path.exists(fp):
+        return []
+    try:
+        data = _read_json(fp)
+    except (OSError, ValueError) as e:
+        raise ReportInputError(f"{fp}: unreadable ({e})") from None
+    notes = data.get('notes') if isinstance(data, dict) else None
+    if not isinstance(notes, list):
+        raise ReportInputError(f"{fp}: expected {{\"notes\": [...]}}")
+    return [str(n) for n in notes]
+
+
+def _seconds(value):
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return value if value > 0 and value == value and value != float('inf') else 0.0
+
+
+# What a run writes into its policy folder, as results (not logs or evidence).
+RESULT_FILES = ('resources.json', 'skipped.json', 'partial.json')
+STALE_SLACK = 5.0  # seconds: files a run writes just before it records its start
+
+
+def _stale_files(path, started):
+    """Result files in ``path`` older than the run that wrote metadata.json: from another run."""
+    if not started:
+        return []
+    out = []
+    try:
+        names = sorted(os.listdir(path))
+    except OSError:
+        return []
+    for name in names:
+        if not (name in RESULT_FILES or (name.startswith('action-results-')
+                                         and name.endswith('.json'))):
+            continue
+        try:
+            mtime = os.stat(os.path.join(path, name)).st_mtime
+        except OSError:
+            continue
+        if mtime < started - STALE_SLACK:
+            out.append((name, mtime))
+    return out
+
+
+def _text(value, default=''):
+    return value if isinstance(value, str) else default
+
+
+def _mapping(value):
+    return value if isinstance(value, dict) else {}
+
+
+def _resources(path):
+    """resources.json as a list of resources, or (None, why) when it is not one."""
+    try:
+        data = _read_json(path)
+    except (OSError, ValueError) as e:
+        return None, f"unreadable resources.json ({e})"
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        return None, 'resources.json is not a list of resources (not Custodian output)'
+    return data, ''
 
 
 def read_run(path, root, label=None):
@@ -108,27 +180,36 @@ def read_run(path, root, label=None):
         raise ReportInputError(f"{meta_path}: unreadable metadata ({e})") from None
     if not isinstance(meta, dict) or not isinstance(meta.get('policy'), dict):
         raise ReportInputError(f"{meta_path}: not a Custodian metadata.json (no policy in it)")
-    policy = meta.get('policy') or {}
-    config = meta.get('config') or {}
+    # Fields of the wrong type are read as absent: the file is not Custodian's own then.
+    policy = meta['policy']
+    config = _mapping(meta.get('config'))
+    execution = _mapping(meta.get('execution'))
     rel = os.path.relpath(path, root).split(os.sep)
-    account_id = str(config.get('account_id') or '')
+    account_id = config.get('account_id')
+    account_id = str(account_id) if isinstance(account_id, (str, int)) and account_id else ''
     account = rel[-3] if len(rel) >= 3 else account_id
+    tags = policy.get('tags')
     run = PolicyRun(
-        policy=policy.get('name') or os.path.basename(path),
+        policy=_text(policy.get('name')) or os.path.basename(path),
         account=account or 'unknown',
         account_id=account_id,
-        region=config.get('region') or (rel[-2] if len(rel) >= 2 else ''),
+        region=_text(config.get('region')) or (rel[-2] if len(rel) >= 2 else ''),
         status='clean',
-        resource_type=policy.get('resource', ''),
-        metadata=policy.get('metadata') or {},
-        description=policy.get('description', ''),
+        resource_type=_text(policy.get('resource')),
+        metadata=_mapping(policy.get('metadata')),
+        description=_text(policy.get('description')),
         path=label or path,
         actions=_action_types(policy),
-        dryrun=bool(config.get('dryrun')),
+        dryrun=config.get('dryrun') is True,
         action_results=_action_results(path),
-        duration=float((meta.get('execution') or {}).get('duration') or 0.0),
-        tags=[str(t) for t in policy.get('tags') or ()])
-    metrics = {m.get('MetricName') for m in meta.get('metrics') or ()}
+        duration=_seconds(execution.get('duration')),
+        tags=[str(t) for t in tags] if isinstance(tags, list) else [])
+    run.partial = _partial(path)
+    run.started, run.ended = _seconds(execution.get('start')), _seconds(execution.get('end_time'))
+    run.config = config
+    run.stale = _stale_files(path, run.started)
+    metrics = meta.get('metrics') if isinstance(meta.get('metrics'), list) else []
+    metrics = {str(m.get('MetricName')) for m in metrics if isinstance(m, dict)}
     res_path = os.path.join(path, 'resources.json')
     if os.path.exists(os.path.join(path, 'skipped.json')):
         run.status = 'skipped'
@@ -139,17 +220,14 @@ def read_run(path, root, label=None):
             'prints it in its own log)' if 'PolicyException' in metrics else
             'policy did not finish: no resources.json')
         if os.path.exists(res_path):  # an action failed after the resources were written
-            try:
-                run.resources = _read_json(res_path)
-            except (OSError, ValueError):
-                pass
+            run.resources = _resources(res_path)[0] or []
     else:
-        try:
-            run.resources = _read_json(res_path)
-        except (OSError, ValueError) as e:
+        resources, why = _resources(res_path)
+        if resources is None:
             run.status = 'errored'
-            run.error = f"unreadable resources.json ({e})"
+            run.error = why
         else:
+            run.resources = resources
             run.status = 'findings' if run.resources else 'clean'
             gaps = incomplete_reasons(run.resources)
             if gaps:  # findings checked only in part (custodian_ext/incomplete.py)
@@ -211,13 +289,16 @@ def _load_tree(root, label_root=None):
     return runs
 
 
-def load_runs(paths, missing=True):
+def load_runs(paths, missing=True, allow_mixed=False, warnings=None):
     """Every policy run found under ``paths`` (folders or s3:// URLs).
 
     Raises ReportInputError, with a one-line message, on bad input. With
     ``missing``, runs c7n-org should have written but did not are added with
-    status ``missing``.
+    status ``missing``. A local folder that holds more than one run
+    (``custodian_ext.report.mixed``) is refused unless ``allow_mixed``; then
+    what was mixed is appended to ``warnings`` (a list), one line each.
     """
+    from custodian_ext.report import mixed
     runs = []
     for root in paths:
         if root.startswith('s3://'):
@@ -235,6 +316,14 @@ def load_runs(paths, missing=True):
             raise ReportInputError(
                 f"{root}: no Custodian output here (no metadata.json under it); give the "
                 f"folder passed to -s")
+        signs = mixed.problems(found, root)
+        if signs and not allow_mixed:
+            more = f"; {len(signs) - 1} more sign(s)" if len(signs) > 1 else ''
+            raise ReportInputError(
+                f"{root}: mixes more than one run, not merged: {signs[0]}{more}; give each "
+                f"run its own -s folder, or pass --allow-mixed to report them together")
+        if signs and warnings is not None:
+            warnings.extend(f"{root}: mixes more than one run: {s}" for s in signs)
         runs.extend(found)
     if missing:
         runs.extend(missing_runs(runs))

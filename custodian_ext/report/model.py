@@ -72,6 +72,16 @@ class PolicyRun:
     # ``org`` (c7n-org: account/region/policy) or ``run`` (custodian run).
     source: str = ''
     layout: str = ''
+    # What the check could not read (partial.json): it ran, but a clean result does
+    # not cover these (CloudTrail's 90 days of history, a lookup cut short).
+    partial: list = field(default_factory=list)
+    # When the run started and ended (metadata.json ``execution``; 0.0 if not recorded), its
+    # configuration (``config``), and files in its folder written before it started: left by
+    # an earlier run into the same folder (custodian_ext.report.mixed).
+    started: float = 0.0
+    ended: float = 0.0
+    config: dict = field(default_factory=dict)
+    stale: list = field(default_factory=list)
 
     @property
     def kind(self):

@@ -427,24 +427,40 @@ def register(annotation, formatter):
     FORMATTERS[annotation] = formatter
 
 
+# What a formatter raises on an annotation of a shape it does not know (not the pack's own
+# output: an older version's, or a hand-edited file). The annotation is then shown raw.
+SHAPE_ERRORS = (AttributeError, KeyError, IndexError, TypeError, ValueError)
+
+
+def _raw(key, value):
+    return f"{key[4:]}: {value if isinstance(value, str) else json.dumps(value, default=str)}"
+
+
 def reasons(resource, limit=300, resource_type=None):
     out = []
-    fact = FACTS.get(resource_type)
+    fact = FACTS.get(resource_type) if isinstance(resource_type, str) else None
     if fact:
-        text = fact(resource)
+        try:
+            text = fact(resource)
+        except SHAPE_ERRORS:
+            text = None  # facts only describe the resource; the reasons follow
         if text:
-            out.append(text)
+            out.append(str(text))
     for k, v in resource.items():
-        if not k.startswith('c7n:') or k in HIDDEN:
+        if not isinstance(k, str) or not k.startswith('c7n:') or k in HIDDEN:
             continue
         fmt = FORMATTERS.get(k)
-        if fmt:
-            text = fmt(v, resource)
-        elif cloudtrail.events(v):
-            out.extend(cloudtrail.events_lines(cloudtrail.events(v), limit))
-            continue
-        else:
-            text = f"{k[4:]}: {v if isinstance(v, str) else json.dumps(v, default=str)}"
+        try:
+            if fmt:
+                text = fmt(v, resource)
+            elif cloudtrail.events(v):
+                out.extend(cloudtrail.events_lines(cloudtrail.events(v), limit))
+                continue
+            else:
+                text = _raw(k, v)
+        except SHAPE_ERRORS:
+            text = _raw(k, v)
         if text:
+            text = str(text)
             out.append(text if len(text) <= limit else text[:limit - 1] + '…')
     return out

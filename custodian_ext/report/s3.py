@@ -23,7 +23,7 @@ from custodian_ext.report.loader import ReportInputError
 
 # The files a policy folder holds (action results included).
 OUTPUT_FILE = re.compile(
-    r'^(metadata\.json|resources\.json|custodian-run\.log|skipped\.json|'
+    r'^(metadata\.json|resources\.json|custodian-run\.log|skipped\.json|partial\.json|'
     r'action-results-[\w.-]+\.json)(\.gz)?$')
 HOUR_PARTS = (re.compile(r'^\d{4}$'), re.compile(r'^\d{2}$'), re.compile(r'^\d{2}$'),
               re.compile(r'^\d{2}$'))

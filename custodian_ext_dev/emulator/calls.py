@@ -12,7 +12,7 @@ Not AWS behaviour: tooling for measuring the pack against the emulator.
   (JSON protocols), or the operation whose HTTP method and URI template
   match (REST protocols, S3 included).
   ``GET /moto-api/custodian-ext/calls`` answers ``{"calls": [{"account",
-  "region", "service", "operation", "served", "throttled"}...]}``;
+  "region", "service", "operation", "served", "throttled", "faulted"}...]}``;
   ``POST /moto-api/custodian-ext/calls/reset`` starts again from zero.
 - Throttling: ``POST /moto-api/custodian-ext/throttle`` with
   ``{"every": k}`` answers every k-th AWS request with the throttling error
@@ -26,6 +26,9 @@ Not AWS behaviour: tooling for measuring the pack against the emulator.
   with ``times`` 1, each call is throttled at most once and a client that
   retries once completes; with a ``times`` above the client's attempts, the
   call fails with the throttling error.
+- Faults (throttling, server errors, timeouts, access denied), seeded and per
+  logical call of a Custodian policy: ``POST /moto-api/custodian-ext/faults``;
+  see ``custodian_ext_dev.emulator.faults``.
 """
 import collections
 import hashlib
@@ -33,14 +36,18 @@ import io
 import json
 import re
 import threading
+import time
 import urllib.parse
 import uuid
+
+from custodian_ext_dev.emulator import faults
 
 PREFIX = '/moto-api/custodian-ext/'
 _lock = threading.Lock()
 # (account, region, service, method, path, query keys, op hint) -> n
 _counts = collections.Counter()
 _throttled = collections.Counter()  # same key -> n
+_faulted = collections.Counter()    # same key -> n (custodian_ext_dev.emulator.faults)
 _throttle = {'every': 0, 'times': 1, 'seen': 0, 'pending': {}}
 _APPLIED = False
 # Other emulator modules' control endpoints: POST PREFIX + name, JSON body -> JSON answer.
@@ -189,16 +196,20 @@ def calls():
     """The counted calls, one entry per account, region, service and operation."""
     with _lock:
         served, throttled = dict(_counts), dict(_throttled)
+        faulted = dict(_faulted)
     merged = collections.Counter()
     merged_throttled = collections.Counter()
-    for source, target in ((served, merged), (throttled, merged_throttled)):
+    merged_faulted = collections.Counter()
+    for source, target in ((served, merged), (throttled, merged_throttled),
+                           (faulted, merged_faulted)):
         for (account, region, service, method, path, keys, hint), n in source.items():
             op = operation(service, method, path, keys, hint)
             target[(account, region, SERVICE_NAMES.get(service, service), op)] += n
-    keys = sorted(set(merged) | set(merged_throttled))
+    keys = sorted(set(merged) | set(merged_throttled) | set(merged_faulted))
     return [{'account': a, 'region': r, 'service': s, 'operation': o,
              'served': merged.get((a, r, s, o), 0),
-             'throttled': merged_throttled.get((a, r, s, o), 0)}
+             'throttled': merged_throttled.get((a, r, s, o), 0),
+             'faulted': merged_faulted.get((a, r, s, o), 0)}
             for a, r, s, o in keys]
 
 
@@ -206,6 +217,7 @@ def reset():
     with _lock:
         _counts.clear()
         _throttled.clear()
+        _faulted.clear()
         _throttle['seen'] = 0
         _throttle['pending'] = {}
 
@@ -227,6 +239,14 @@ def _control(environ, start_response):
         with _lock:
             _throttle.update(every=every, times=times, seen=0, pending={})
         payload = {'every': every, 'times': times}
+    elif path == PREFIX + 'faults' and method == 'POST':
+        try:
+            payload = faults.configure(json.loads(body or b'{}') or {})
+        except (ValueError, TypeError, AttributeError) as e:
+            start_response('400 Bad Request', [('Content-Type', 'application/json')])
+            return [json.dumps({'error': str(e)}).encode()]
+    elif path == PREFIX + 'faults' and method == 'GET':
+        payload = faults.report()
     elif method == 'POST' and path[len(PREFIX):] in CONTROL:
         payload = CONTROL[path[len(PREFIX):]](json.loads(body or b'{}') or {})
     else:
@@ -269,6 +289,17 @@ def start(url):
 def throttle(url, every, times=1):
     """Throttle every ``every``-th request (0: none), and its retries up to ``times`` in all."""
     _request(url, 'throttle', {'every': every, 'times': times})
+
+
+def inject_faults(url, seed, rate, kinds=None, persistent=0.5, delay=3.0):
+    """Fault a share ``rate`` of policies' calls (custodian_ext_dev.emulator.faults); 0 stops."""
+    return _request(url, 'faults', {'seed': seed, 'rate': rate, 'kinds': kinds,
+                                    'persistent': persistent, 'delay': delay})
+
+
+def injected_faults(url):
+    """The faulted calls since faults were last configured (``faults.report()``)."""
+    return _request(url, 'faults')
 
 
 # -- server side ---------------------------------------------------------------------
@@ -324,6 +355,21 @@ def apply():
             data = text.encode()
             start_response(status, headers + [('Content-Length', str(len(data)))])
             return [data]
+        if faults.active():
+            fingerprint = (access_key, method, path, query, hashlib.sha256(body).hexdigest())
+            op = operation(service, method, path, query_keys, key[-1])
+            fault = faults.check(environ, service, region, op, fingerprint)
+            if fault is not None:
+                with _lock:
+                    _faulted[key] += 1
+                status, headers, text, delay = faults.response(
+                    fault[0], service, _protocol(service), op, fault[1])
+                if delay:
+                    time.sleep(delay)  # past the client's read timeout: it has given up
+                data = text.encode()
+                start_response(status, headers + [('Content-Length', str(len(data)))])
+                return [data]
+            faults.served(environ, fingerprint)
         return dispatch(self, environ, start_response)
 
     DomainDispatcherApplication.__call__ = call

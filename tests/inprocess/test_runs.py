@@ -22,8 +22,9 @@ def write_run(out, account, region, policy, resources=None, exception=False, log
     path = out / account / region / policy['name']
     path.mkdir(parents=True)
     metrics = [{'MetricName': 'PolicyException', 'Value': 1}] if exception else []
+    account_id = {'dev': '222222222222'}.get(account, '111111111111')  # as in setup()
     (path / 'metadata.json').write_text(json.dumps(
-        {'policy': policy, 'config': {'region': region, 'account_id': '111111111111'},
+        {'policy': policy, 'config': {'region': region, 'account_id': account_id},
          'metrics': metrics}))
     if resources is not None:
         (path / 'resources.json').write_text(json.dumps(resources))

@@ -132,6 +132,7 @@ def test_point_in_time_window_and_exact_requests_stubbed(tmp_path, monkeypatch):
         incident_start=START, incident_id=INCIDENT, restore_pitr_margin_minutes=10)))
     p.validate()
     [action] = p.resource_manager.actions
+    action.claims = False  # Stubber: no Parameter Store to claim resources in
 
     client = boto3.Session(region_name='us-east-1', aws_access_key_id='x',
                            aws_secret_access_key='x').client('rds')
