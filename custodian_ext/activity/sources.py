@@ -56,6 +56,11 @@ s3_retry = get_retry(('SlowDown', 'ServiceUnavailable', 'InternalError', 'Reques
                       'Throttling', 'ThrottlingException'))
 
 
+# The start of a coverage note about a read that failed: the activity filter marks the
+# finding incomplete (custodian_ext.incomplete) with it, naming the action.
+UNREADABLE = 'could not read'
+
+
 @dataclass(frozen=True)
 class Query:
     """What one round of the review asks a source for, in one region."""
@@ -205,7 +210,8 @@ def find_trails(session, region, global_region, window, retry):
         listed = retry(session.client('cloudtrail', region_name=region).describe_trails
                        )['trailList']
     except ClientError as e:
-        return [], [f'trails in {region} could not be listed ({e.response["Error"]["Code"]})']
+        return [], [f'{UNREADABLE} cloudtrail:DescribeTrails in {region} '
+                    f'({e.response["Error"]["Code"]}): trail logs and data events not read']
     out = []
     for t in listed:
         home = t.get('HomeRegion') or region
@@ -216,11 +222,15 @@ def find_trails(session, region, global_region, window, retry):
                       home_region=home, organization=bool(t.get('IsOrganizationTrail')))
         client = session.client('cloudtrail', region_name=home)
         try:
+            action = 'cloudtrail:GetTrailStatus'
             status = retry(client.get_trail_status, Name=trail.arn)
+            action = 'cloudtrail:GetEventSelectors'
             selectors = retry(client.get_event_selectors, TrailName=trail.arn)
         except ClientError as e:
             trail.usable, trail.why = False, (
                 f'its status or event selectors could not be read ({e.response["Error"]["Code"]})')
+            notes.append(f'{UNREADABLE} {action} for trail {trail.name} '
+                         f'({e.response["Error"]["Code"]}): its logs and data events not read')
             out.append(trail)
             continue
         reads, writes, excluded, trail.data_types = selector_coverage(selectors)

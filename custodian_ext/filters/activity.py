@@ -16,6 +16,7 @@ from custodian_ext.activity import known as known_mod
 from custodian_ext.activity import records, review, sources, suspects
 from custodian_ext.filters import event_history
 from custodian_ext.filters.options import aware, check_timestamp, list_option
+from custodian_ext.incomplete import mark as mark_incomplete
 from custodian_ext.registry import register_filter
 from custodian_ext.settings import is_placeholder
 
@@ -185,12 +186,15 @@ class Activity(Filter):
         matched = [e for e in events if (
             e['AccessKeyId'] in chain.suspects and records.at_least(e['Severity'], minimum))
             or e['AccessKeyId'] not in chain.suspects]
-        incomplete = bool(coverage['CutShort'])
+        unread = [n for n in coverage['Notes'] if n.startswith(sources.UNREADABLE)]
+        incomplete = bool(coverage['CutShort']) or bool(unread)
         results = []
         for r in resources:
             if not matched and not incomplete:
                 continue
             r[self.annotation_key] = events
             r[self.coverage_key] = coverage
+            for note in unread:  # a source it could not read: never a complete review
+                mark_incomplete(r, note)
             results.append(r)
         return results

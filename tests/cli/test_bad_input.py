@@ -82,6 +82,11 @@ def test_incident_start_older_than_cloudtrail_history_is_a_partial_result(accoun
     iam = account.client('iam')
     iam.create_user(UserName='alice')
     iam.create_role(RoleName='app-role', AssumeRolePolicyDocument=story.EC2_TRUST)
+    # and an instance in each region for the user-data check (c7n runs no filter over none)
+    from custodian_ext_dev.emulator import AMI_X86
+    for region in ('us-east-1', 'eu-north-1'):
+        account.client('ec2', region).run_instances(ImageId=AMI_X86, MinCount=1, MaxCount=1,
+                                                    InstanceType='t3.micro')
     vars_file = write_vars(tmp_path / 'vars.yml', story.demo_vars(start))
     run_cli(['custodian-ext', 'check-vars', vars_file], account.env, check=0)
     files = sorted({os.path.join(POLICIES, 'detect', f) for f, _ in history_policies()})
