@@ -515,26 +515,8 @@ def record_event(account_id, region, service, usage_namespace, event_source, act
     keep_response = not read_only or (service == 'sts' and action in CREDENTIAL_CALLS)
     response = _response_elements(body) if ok and keep_response else None
     now = utcnow()
-    headers = getattr(request, 'headers', None) or {}
-    event = {
-        'eventVersion': '1.09',
-        'userIdentity': ident,
-        'eventTime': now.strftime('%Y-%m-%dT%H:%M:%SZ'),
-        'eventSource': event_source,
-        'eventName': action,
-        'awsRegion': region,
-        'sourceIPAddress': _source_ip(request),
-        'userAgent': headers.get('User-Agent') or '',
-        'requestParameters': _redact(params) or None,
-        'responseElements': response,
-        'requestID': str(uuid.uuid4()),
-        'eventID': str(uuid.uuid4()),
-        'readOnly': read_only,
-        'eventType': 'AwsApiCall',
-        'managementEvent': True,
-        'recipientAccountId': account_id,
-        'eventCategory': 'Management',
-    }
+    event = _event(ident, now, event_source, action, region, request, params, read_only,
+                   account_id, 'Management', responseElements=response)
     if not ok:
         event['errorCode'] = _error_code(body)
     resources = _resources(service, action, params, response)
@@ -569,6 +551,30 @@ def data_events_for(account_id, region):
             '_ext_data_events', collections.deque(maxlen=MAX_EVENTS))
 
 
+def _event(ident, now, event_source, action, region, request, params, read_only, account_id,
+           category, **fields):
+    """One CloudTrail record, as AWS writes it, for a management or a data event."""
+    headers = getattr(request, 'headers', None) or {}
+    event = {
+        'eventVersion': '1.09',
+        'userIdentity': ident,
+        'eventTime': now.strftime('%Y-%m-%dT%H:%M:%SZ'),
+        'eventSource': event_source,
+        'eventName': action,
+        'awsRegion': region,
+        'sourceIPAddress': _source_ip(request),
+        'userAgent': headers.get('User-Agent') or '',
+        'requestParameters': _redact(params) or None,
+        'requestID': str(uuid.uuid4()),
+        'eventID': str(uuid.uuid4()),
+        'readOnly': read_only,
+    }
+    event.update(fields)
+    event.update({'eventType': 'AwsApiCall', 'managementEvent': category == 'Management',
+                  'recipientAccountId': account_id, 'eventCategory': category})
+    return event
+
+
 def _data_resources(service, resp, params):
     if service == 'awslambda':
         name = params.get('functionName') or ''
@@ -587,27 +593,8 @@ def record_data_event(account_id, region, event_source, action, access_key, part
     """
     ident = identity(account_id, access_key, partition)
     now = utcnow()
-    headers = getattr(request, 'headers', None) or {}
-    event = {
-        'eventVersion': '1.09',
-        'userIdentity': ident,
-        'eventTime': now.strftime('%Y-%m-%dT%H:%M:%SZ'),
-        'eventSource': event_source,
-        'eventName': action,
-        'awsRegion': region,
-        'sourceIPAddress': _source_ip(request),
-        'userAgent': headers.get('User-Agent') or '',
-        'requestParameters': _redact(params) or None,
-        'responseElements': None,
-        'requestID': str(uuid.uuid4()),
-        'eventID': str(uuid.uuid4()),
-        'readOnly': read_only,
-        'resources': resources,
-        'eventType': 'AwsApiCall',
-        'managementEvent': False,
-        'recipientAccountId': account_id,
-        'eventCategory': 'Data',
-    }
+    event = _event(ident, now, event_source, action, region, request, params, read_only,
+                   account_id, 'Data', responseElements=None, resources=resources)
     if int(status) >= 400:
         event['errorCode'] = _error_code(body)
     entry = {'time': now, 'event': event, 'resources': [], 'global': False}
