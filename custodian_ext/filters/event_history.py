@@ -21,7 +21,9 @@ reads it, within the limits AWS sets, and annotates who did what:
   ``max-pages * (1 + number of event names)``; usually one or two.
 - Results are reused for ``CACHE_SECONDS`` within one process (several
   policies read the same history in one run; CloudTrail itself delivers events
-  minutes late, so a minute-old read misses nothing it could have seen).
+  minutes late, so a minute-old read misses nothing it could have seen). Policies
+  running at once (``custodian_ext.concurrency``) that want the same history wait
+  for one read of it: each lookup is made once per account-region and window.
 - ``parameters`` keeps only the events whose request parameters match
   (``ModifyInstanceAttribute`` that changed ``userData``): it narrows the events
   read, never the reads, so the request count is the same.
@@ -86,7 +88,9 @@ class RateLimiter:
 
 limiter = RateLimiter(MIN_INTERVAL)
 _cache = {}
+_reading = {}  # a lookup being made -> Event set when it is done
 _cache_lock = threading.Lock()
+READ_WAIT_SECONDS = 600
 
 
 def clear_cache():
@@ -121,13 +125,25 @@ def lookup(client, retry, key, attribute, start, end, max_pages):
 def cached_lookup(client, retry, key, attribute, start, end, max_pages):
     ckey = key + (attribute['AttributeKey'], attribute['AttributeValue'],
                   start.isoformat(), max_pages)
-    with _cache_lock:
-        hit = _cache.get(ckey)
-        if hit and clock() - hit[0] < CACHE_SECONDS:
-            return hit[1], hit[2]
-    events, cut = lookup(client, retry, key, attribute, start, end, max_pages)
-    with _cache_lock:
-        _cache[ckey] = (clock(), events, cut)
+    while True:
+        with _cache_lock:
+            hit = _cache.get(ckey)
+            if hit and clock() - hit[0] < CACHE_SECONDS:
+                return hit[1], hit[2]
+            # policies running at once (custodian_ext.concurrency) ask for the same
+            # history: one reads it, the others wait for its answer
+            reading = _reading.get(ckey)
+            if reading is None:
+                _reading[ckey] = threading.Event()
+                break
+        reading.wait(READ_WAIT_SECONDS)
+    try:
+        events, cut = lookup(client, retry, key, attribute, start, end, max_pages)
+        with _cache_lock:
+            _cache[ckey] = (clock(), events, cut)
+    finally:
+        with _cache_lock:
+            _reading.pop(ckey).set()
     return events, cut
 
 
