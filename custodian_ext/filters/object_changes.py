@@ -308,8 +308,11 @@ class ObjectChangesNotCheckable(Filter):
         if region not in self.trails_in:
             client = self.session.client('cloudtrail', region_name=region)
             try:
+                # includeShadowTrails defaults to true (multi-region and organization
+                # trails included); asked as c7n's trail listing asks, the read is shared
+                # with it (runcache.SHARED_READS)
                 self.trails_in[region] = (self.manager.retry(
-                    client.describe_trails, includeShadowTrails=True).get('trailList') or [], None)
+                    client.describe_trails).get('trailList') or [], None)
             except ClientError as e:
                 error = f"{_code(e)}: {e.response['Error'].get('Message', '')}"
                 self.trails_in[region] = ([], error)
