@@ -5,7 +5,8 @@ hundreds of milliseconds, and c7n runs the policies of an account-region one aft
 another, and ``custodian run`` its regions one after another. The detect pack's
 policies only read, so nothing orders them but c7n's loop. Here, in the
 ``custodian`` and ``c7n-org`` programs, they run on ``CUSTODIAN_EXT_THREADS``
-threads (default 8; 1 switches this off) per process:
+threads per process (default 16 in ``custodian run``, 8 in each c7n-org worker; 1
+switches this off):
 
 - ``custodian run``: every policy of every region is started at once, regions
   interleaved, and c7n's loop is handed each policy's outcome (its resources, or
@@ -40,7 +41,9 @@ from custodian_ext.errors import PackError
 from custodian_ext.report.model import REPORTING_ACTIONS
 
 THREADS_ENV = 'CUSTODIAN_EXT_THREADS'
-DEFAULT_THREADS = 8
+# custodian run has every region's policies to run; a c7n-org worker one account-region's,
+# beside C7N_ORG_PARALLEL - 1 other workers
+DEFAULT_THREADS = {'custodian': 16, 'c7n-org': 8}
 MAX_THREADS = 64
 
 _lock = threading.Lock()
@@ -49,11 +52,11 @@ _conductors = set()  # threads waiting for the policies they started
 _plan = {'scheduler': None}
 
 
-def threads(environ=None):
+def threads(program='custodian', environ=None):
     """Threads per process that run policies (CUSTODIAN_EXT_THREADS)."""
     value = (os.environ if environ is None else environ).get(THREADS_ENV, '').strip()
     if not value:
-        return DEFAULT_THREADS
+        return DEFAULT_THREADS[program]
     try:
         n = int(value)
     except ValueError:
@@ -227,7 +230,7 @@ def concurrent_run_account(original):
                     metrics, dryrun, debug):
         args = (output_path, cache_period, cache_path, metrics, dryrun, debug)
         policies = list(policies_config.get('policies') or ())
-        n = threads()
+        n = threads('c7n-org')
         if n < 2 or len(policies) < 2 or debug or any(
                 not pull(p) or acts(p, dryrun) for p in policies):
             return original(account, region, policies_config, *args)

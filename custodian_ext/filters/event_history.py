@@ -5,7 +5,10 @@ reads it, within the limits AWS sets, and annotates who did what:
 
 - Rate: AWS allows ``LookupEvents`` 2 requests per second per account and
   region. Every call in this process waits for its account-region slot
-  (``MIN_INTERVAL``), and throttling errors are retried with back-off.
+  (``MIN_INTERVAL``), and throttling errors are retried with back-off. The
+  spacing holds where AWS counts, when the requests go out: a request sent
+  late (its thread kept from the CPU) delays the next, and retries are spaced
+  too.
 - Window: ``since`` (the incident start) to now, clamped to the 90 days of
   history AWS keeps (``HISTORY_DAYS``).
 - Pages: LookupEvents takes one lookup attribute per request and returns 50
@@ -70,12 +73,19 @@ sleep = time.sleep
 
 
 class RateLimiter:
-    """At most one call per ``interval`` seconds for each key (account, region)."""
+    """At most one call per ``interval`` seconds for each key (account, region).
+
+    ``wait`` gives each call its slot. ``sending`` is called again as the request
+    goes out (botocore's before-send, retries included): a call planned earlier
+    but sent late, by a thread the CPU kept waiting, never brings two requests
+    closer than ``interval`` where AWS counts them, at arrival.
+    """
 
     def __init__(self, interval):
         self.interval = interval
         self.lock = threading.Lock()
         self.next_slot = {}
+        self.last_sent = {}
 
     def wait(self, key):
         with self.lock:
@@ -84,6 +94,33 @@ class RateLimiter:
             self.next_slot[key] = slot + self.interval
         if slot > now:
             sleep(slot - now)
+
+    def sending(self, key):
+        while True:
+            with self.lock:
+                now = clock()
+                earliest = self.last_sent.get(key, now - self.interval) + self.interval
+                if now >= earliest:
+                    self.last_sent[key] = now
+                    self.next_slot[key] = max(self.next_slot.get(key, now), now + self.interval)
+                    return
+            sleep(earliest - now)
+
+
+_pacing = threading.local()  # the account-region whose LookupEvents this thread sends
+
+
+def _pace(**kwargs):
+    """botocore before-send of LookupEvents: the request goes out no sooner than its slot."""
+    key = getattr(_pacing, 'key', None)
+    if key is not None:
+        limiter.sending(key)
+
+
+def paced(client):
+    client.meta.events.register('before-send.cloudtrail.LookupEvents', _pace,
+                                unique_id='custodian-ext-lookup-pace')
+    return client
 
 
 limiter = RateLimiter(MIN_INTERVAL)
@@ -111,15 +148,20 @@ def lookup(client, retry, key, attribute, start, end, max_pages):
     params = {'LookupAttributes': [attribute], 'StartTime': start, 'EndTime': end,
               'MaxResults': PAGE_SIZE}
     events = []
-    for _ in range(max_pages):
-        limiter.wait(key)
-        resp = retry(client.lookup_events, **params)
-        events.extend(resp.get('Events', ()))
-        token = resp.get('NextToken')
-        if not token:
-            return events, False
-        params['NextToken'] = token
-    return events, True
+    paced(client)
+    _pacing.key = key
+    try:
+        for _ in range(max_pages):
+            limiter.wait(key)
+            resp = retry(client.lookup_events, **params)
+            events.extend(resp.get('Events', ()))
+            token = resp.get('NextToken')
+            if not token:
+                return events, False
+            params['NextToken'] = token
+        return events, True
+    finally:
+        _pacing.key = None
 
 
 def cached_lookup(client, retry, key, attribute, start, end, max_pages):

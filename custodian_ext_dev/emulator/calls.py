@@ -292,6 +292,7 @@ def apply():
     dispatch = DomainDispatcherApplication.__call__
 
     def call(self, environ, start_response):
+        started = time.monotonic()  # arrival: before the body is read
         path = environ.get('PATH_INFO', '')
         if path.startswith(PREFIX):
             return _control(environ, start_response)
@@ -310,7 +311,6 @@ def apply():
         except Exception:
             account = '?'
         key = (account, region, service, method, path, query_keys, _hint(environ, body))
-        started = time.monotonic()
         throttle = False
         with _lock:
             every = _throttle['every']
