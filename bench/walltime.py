@@ -305,7 +305,13 @@ def render(runs, args, n_regions, load, elapsed, command):
     for m in runs:
         if m['path'] == 'a':
             stock[(m['kind'], m['workers'])] = m
-    ref = {m['kind']: m['outcomes'] for m in runs if m['path'] == 'b'}
+    # the reference: the first pack run of each kind; every run should hold the runs any
+    # run of its kind holds (an account-region without output is missing, not clean)
+    ref, expected = {}, {}
+    for m in runs:
+        if m['path'] == 'b':
+            ref.setdefault(m['kind'], m['outcomes'])
+        expected.setdefault(m['kind'], set()).update(m['outcomes'])
     lines = [f"Command: `{' '.join(command)}`  ",
              f"Machine: {os.cpu_count()} cores shared with other work; load average before the "
              f"runs: {load}; whole benchmark {elapsed:.0f}s (seeding included). Latency: "
@@ -313,8 +319,8 @@ def render(runs, args, n_regions, load, elapsed, command):
              f"{args.scale}, seed {args.seed}.", '',
              '| sweep | path | C7N_ORG_PARALLEL | wall (s) | floor (s) | wall / floor '
              '| wall / stock | client CPU (s) | emulator CPU (s) | API calls | refused for rate '
-             '| errored runs | same findings |',
-             '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|']
+             '| errored runs | missing runs | same findings |',
+             '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|']
     for m in runs:
         title = ('custodian run, 1 account x %d regions' % n_regions if m['kind'] == 'single'
                  else 'c7n-org, %d accounts x %d regions' % (args.accounts, n_regions))
@@ -324,12 +330,13 @@ def render(runs, args, n_regions, load, elapsed, command):
             base = next((s for (k, _), s in stock.items() if k == 'org'), None)
         vs = f"{m['wall'] / base['wall']:.2f}" if base and base is not m else ''
         errored = sum(1 for v in m['outcomes'].values() if v[0] == 'errored')
+        missing = len(expected[m['kind']] - set(m['outcomes']))
         diff = sweep.differences(ref.get(m['kind'], {}), m['outcomes'])
         workers = '' if m['kind'] == 'single' else (m['workers'] or 'default')
         lines.append(
             f"| {title} | {path} | {workers} | {m['wall']:.1f} | {m['floor']:.1f} | "
             f"{m['wall'] / m['floor']:.1f} | {vs} | {m['cpu']:.0f} | {m['emulator_cpu']:.0f} | "
-            f"{m['requests']} | {m['rate_limited']} | {errored} | "
+            f"{m['requests']} | {m['rate_limited']} | {errored} | {missing} | "
             f"{'yes' if not diff else 'NO: %d differ' % len(diff)} |")
     return '\n'.join(lines) + '\n'
 

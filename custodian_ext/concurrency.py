@@ -102,6 +102,14 @@ def conducting(on):
             _conductors.discard(threading.get_ident())
 
 
+def reset():
+    """Forget a planned run (the patches were undone)."""
+    scheduler = _plan['scheduler']
+    if scheduler is not None:
+        scheduler.finish(cancel=True)
+    _plan['scheduler'] = None
+
+
 # -- custodian run -----------------------------------------------------------------
 
 def interleaved(policies):
@@ -293,13 +301,14 @@ def shared_environ(original):
         try:
             yield os.environ
         finally:
+            # the restore happens under the lock: a run starting meanwhile waits for it,
+            # then sets the variables afresh (c7n-org's exit deletes them)
             with lock:
                 state['depth'] -= 1
-                last = state['manager'] if state['depth'] == 0 else None
-                if last is not None:
+                if state['depth'] == 0:
+                    last = state['manager']
                     state.update(manager=None, kw=None)
-            if last is not None:
-                last.__exit__(None, None, None)
+                    last.__exit__(None, None, None)
     return environ
 
 

@@ -309,6 +309,46 @@ def test_the_environment_of_overlapping_runs_is_set_once_and_restored_once(monke
     assert 'AccountName' not in os.environ and calls == ['enter', 'exit']
 
 
+def test_a_run_starting_while_the_last_one_restores_the_environment_gets_it_set(monkeypatch):
+    """The last run's exit deletes the variables; a run entering meanwhile must not lose
+    them (c7n-org's exit would then fail with KeyError: 'AccountName')."""
+    monkeypatch.delenv('AccountName', raising=False)
+    import contextlib
+    exiting, proceed = threading.Event(), threading.Event()
+
+    @contextlib.contextmanager
+    def environ(**kw):
+        os.environ.update(kw)
+        try:
+            yield os.environ
+        finally:
+            exiting.set()
+            proceed.wait(WAIT)
+            for k in kw:
+                del os.environ[k]
+
+    shared = concurrency.shared_environ(environ)
+    seen = []
+
+    def first():
+        with shared(AccountName='prod'):
+            pass
+
+    def second():
+        with shared(AccountName='prod'):
+            a.join(WAIT)  # the first run's exit has finished
+            seen.append(os.environ.get('AccountName'))
+
+    a = threading.Thread(target=first)
+    a.start()
+    assert exiting.wait(WAIT)  # the first run is restoring the environment
+    b = threading.Thread(target=second)
+    b.start()
+    proceed.set()
+    b.join(WAIT)
+    assert seen == ['prod'] and 'AccountName' not in os.environ
+
+
 def test_a_policys_log_file_takes_its_own_threads_lines(tmp_path):
     log = logging.getLogger('custodian.test-concurrency')
     handlers = {}
