@@ -77,7 +77,8 @@ def _run(cmd, env):
 def report(org, prefix, *extra, check=None):
     out = org['tmp'] / f'report-{prefix}'
     proc = run_cli(['custodian-ext', 'report', BUCKET.format(prefix), '-c', org['full'],
-                    '--shards', '2', '--format', 'json', '-o', str(out)] + list(extra),
+                    '--shards', '2', '--format', 'json', '-o', str(out), '--fail-on', 'high']
+                   + list(extra),
                    org['env'], check=check)
     with open(out / 'report.json') as fh:
         return proc, json.load(fh)
