@@ -44,6 +44,7 @@ import argparse
 import collections
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -300,7 +301,7 @@ def default_workers(perf):
 
 # -- figures ------------------------------------------------------------------------
 
-def render(runs, args, n_regions, load, elapsed, command):
+def render(runs, args, n_regions, load, elapsed, command, header=None):
     stock = {}
     for m in runs:
         if m['path'] == 'a':
@@ -312,15 +313,18 @@ def render(runs, args, n_regions, load, elapsed, command):
         if m['path'] == 'b':
             ref.setdefault(m['kind'], m['outcomes'])
         expected.setdefault(m['kind'], set()).update(m['outcomes'])
-    lines = [f"Command: `{' '.join(command)}`  ",
-             f"Machine: {os.cpu_count()} cores shared with other work; load average before the "
-             f"runs: {load}; whole benchmark {elapsed:.0f}s (seeding included). Latency: "
-             f"custodian_ext_dev/emulator/latency.yml (runner in us-east-1), scale "
-             f"{args.scale}, seed {args.seed}.", '',
-             '| sweep | path | C7N_ORG_PARALLEL | wall (s) | floor (s) | wall / floor '
-             '| wall / stock | client CPU (s) | emulator CPU (s) | API calls | refused for rate '
-             '| errored runs | missing runs | same findings |',
-             '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|']
+    lines = header or [
+        f"Command: `{' '.join(command)}`  ",
+        f"Machine: {os.cpu_count()} cores shared with other work; load average before the "
+        f"runs: {load}; whole benchmark {elapsed:.0f}s (seeding included). Latency: "
+        f"custodian_ext_dev/emulator/latency.yml (runner in us-east-1), scale "
+        f"{args.scale}, seed {args.seed}."]
+    lines = lines + [
+        '',
+        '| sweep | path | C7N_ORG_PARALLEL | wall (s) | floor (s) | wall / floor '
+        '| wall / stock | client CPU (s) | emulator CPU (s) | emulator late | API calls '
+        '| refused for rate | errored runs | missing runs | same findings |',
+        '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|']
     for m in runs:
         title = ('custodian run, 1 account x %d regions' % n_regions if m['kind'] == 'single'
                  else 'c7n-org, %d accounts x %d regions' % (args.accounts, n_regions))
@@ -336,9 +340,24 @@ def render(runs, args, n_regions, load, elapsed, command):
         lines.append(
             f"| {title} | {path} | {workers} | {m['wall']:.1f} | {m['floor']:.1f} | "
             f"{m['wall'] / m['floor']:.1f} | {vs} | {m['cpu']:.0f} | {m['emulator_cpu']:.0f} | "
+            f"{100.0 * m['overruns'] / max(m['requests'], 1):.0f}% | "
             f"{m['requests']} | {m['rate_limited']} | {errored} | {missing} | "
             f"{'yes' if not diff else 'NO: %d differ' % len(diff)} |")
     return '\n'.join(lines) + '\n'
+
+
+def rerender(args, work):
+    """The table again from a finished run's folder (results.json, walltime.md's header,
+    the output folders), e.g. after a change to the table."""
+    with open(os.path.join(work, 'results.json')) as fh:
+        runs = json.load(fh)
+    with open(os.path.join(work, 'walltime.md')) as fh:
+        header = fh.read().splitlines()[:2]
+    for m in runs:
+        m['outcomes'] = sweep.outcomes(m['cmd'][m['cmd'].index('-s') + 1])
+    n_regions = int(re.search(r'x (\d+) regions', open(
+        os.path.join(work, 'walltime.md')).read()).group(1))
+    return render(runs, args, n_regions, None, 0, None, header=header)
 
 
 def main(argv=None):
@@ -358,7 +377,15 @@ def main(argv=None):
     parser.add_argument('--seed', type=int, default=1)
     parser.add_argument('--out', default=os.path.join(REPO, 'bench-output', 'walltime'))
     parser.add_argument('--docs', default='', help='write the figures into this Markdown file')
+    parser.add_argument('--rerender', metavar='DIR',
+                        help="only the table again, from a finished run's --out folder")
     args = parser.parse_args(argv)
+    if args.rerender:
+        text = rerender(args, args.rerender)
+        sys.stdout.write(text)
+        if args.docs:
+            sweep.write_docs(args.docs, 'walltime', text)
+        return 0
     args.workers = [int(x) or None for x in args.workers.split(',') if x != '']
     args.stock_workers = [int(x) or None for x in args.stock_workers.split(',') if x != '']
     command = ['python', 'bench/walltime.py'] + (argv if argv is not None else sys.argv[1:])

@@ -152,6 +152,9 @@ def admit(account, region, service, operation, now=None):
     key = (index, account, region, operation if '*' in pattern else '')
     with _lock:
         tokens, last = _state['buckets'].get(key, (burst, now))
+        # requests of different threads reach this point out of their arrival order: time
+        # never runs backwards for a bucket (that would take tokens away)
+        now = max(now, last)
         tokens = min(burst, tokens + (now - last) * rate)
         if tokens < 1.0:
             _state['buckets'][key] = (tokens, now)
