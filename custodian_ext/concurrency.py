@@ -28,7 +28,8 @@ and of threads that run no policy, as before). Runs where a policy acts (has
 actions and no ``--dryrun``) keep c7n's order: an action may change what a
 later policy reads. c7n-org stops an account-region at the first policy denied
 access; here the policies already started finish (their results are kept, and
-the denied one is reported as before). ``CUSTODIAN_EXT_PERF=0`` switches this
+the denied one is reported as before); an account whose role cannot be assumed at
+all is left to c7n-org's loop, as before. ``CUSTODIAN_EXT_PERF=0`` switches this
 off with the rest of the layer.
 """
 import logging
@@ -243,6 +244,10 @@ def concurrent_run_account(original):
                 not pull(p) or acts(p, dryrun) for p in policies):
             return original(account, region, policies_config, *args)
 
+        if not reachable(account, region):
+            # c7n-org's own loop: it stops at the first policy, as it always has
+            return original(account, region, policies_config, *args)
+
         def one(policy):
             runner(policy.get('name'))
             try:
@@ -263,6 +268,21 @@ def concurrent_run_account(original):
             conducting(False)
         return counts, success
     return run_account
+
+
+def reachable(account, region):
+    """The account's role can be assumed (c7n-org's single role): the threads then share
+    these credentials (custodian_ext.perf). An account that cannot be entered is left to
+    c7n-org's loop, which stops at its first policy, rather than tried once per policy."""
+    role = account.get('role')
+    if not isinstance(role, str):
+        return True  # a role chain or a profile: c7n-org resolves it per run
+    from c7n.credentials import SessionFactory
+    try:
+        SessionFactory(region, assume_role=role, external_id=account.get('external_id'))()
+    except Exception:  # whatever it is, c7n-org's loop meets it and reports it as it does
+        return False
+    return True
 
 
 def account_region_run(original):

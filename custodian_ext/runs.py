@@ -282,31 +282,24 @@ def mark_missing(output_dir, check, policies):
 def _shard_label(check, name):
     if not check.shard_count or name not in check.shards:
         return ''
-    return f" (shard {check.shards[name]} of {check.shard_count})"
+    return f" [shard {check.shards[name]} of {check.shard_count}]"
 
 
 def silent_lines(check):
-    """One line per account with no output at all, or per shard none of whose accounts has."""
-    if not check.silent:
+    """With shards: one line per shard none of whose accounts wrote anything."""
+    if not check.silent or not check.shard_count:
         return []
-    lines = []
     silent = dict(check.silent)
-    whole = set()
-    if check.shard_count:
-        members = {}
-        for name, index in check.shards.items():
-            members.setdefault(index, []).append(name)
-        for index in sorted(members):
-            if all(n in silent for n in members[index]):
-                whole.update(members[index])
-                lines.append(f"FAILED shard {index} of {check.shard_count}: none of its "
-                             f"{len(members[index])} account(s) has any output "
-                             f"({', '.join(sorted(members[index]))}); the job did not run, "
-                             f"or wrote elsewhere")
-    for name in sorted(silent):
-        if name not in whole:
-            lines.append(f"FAILED {name} ({silent[name]}){_shard_label(check, name)}: no "
-                         f"output at all: the account was never swept")
+    members = {}
+    for name, index in check.shards.items():
+        members.setdefault(index, []).append(name)
+    lines = []
+    for index in sorted(members):
+        if all(n in silent for n in members[index]):
+            lines.append(f"FAILED shard {index} of {check.shard_count}: none of its "
+                         f"{len(members[index])} account(s) has any output "
+                         f"({', '.join(sorted(members[index]))}); the job did not run, "
+                         f"or wrote elsewhere")
     return lines
 
 
@@ -360,11 +353,8 @@ def render(check):
              f"{c.get('findings', 0)} with findings, {c.get('clean', 0)} clean, "
              f"{c.get('skipped', 0)} skipped by their conditions, "
              f"{c.get('errored', 0)} errored, {c.get('missing', 0)} never ran"]
-    silent = {name for name, _ in check.silent}
     for f in sorted(check.failures, key=lambda f: (f.account, f.region)):
-        if f.account in silent:
-            continue
-        lines.append(f.line())
+        lines.append(f.line() + _shard_label(check, f.account))
     lines.extend(silent_lines(check))
     if check.ok:
         lines.append('org-check: every expected run completed')

@@ -1,10 +1,10 @@
 """A sharded c7n-org sweep (examples/batch/) against one unsharded sweep, on the emulator.
 
 Three accounts seeded as bench/sweep.py seeds them (the compromise in the first).
-One c7n-org run over all of them writes to s3://org-output/whole; two shards
+One c7n-org run over all of them writes to an S3 prefix; two shards
 (`custodian-ext shard --index I --count 2`, as each job of an AWS Batch array job or a
 Kubernetes Indexed Job runs it) run as separate c7n-org processes at the same time,
-both writing to s3://org-output/sharded. `custodian-ext report` and `custodian-ext
+both writing to one prefix of one bucket. `custodian-ext report` and `custodian-ext
 org-check` read each output with the full accounts file. A third output holds only
 shard 0: the missing shard is an error in both.
 """
@@ -23,8 +23,10 @@ pytestmark = pytest.mark.e2e
 
 REGIONS = ['us-east-1', 'eu-north-1']
 FILES = ('x1.yml', 'x2.yml', 'r4-1.yml', 'x6.yml', 'r2-2.yml')
+# bucket names are global (the emulator's too): one of this module's own
+NAME = 'shard-sweeps-%d' % os.getpid()
 # ?region= spares c7n its bucket-region probe, which is hard-wired to https
-BUCKET = 's3://org-output/{}?region=us-east-1'
+BUCKET = 's3://' + NAME + '/{}?region=us-east-1'
 
 
 def region_args():
@@ -46,7 +48,7 @@ def org(emulator, tmp_path_factory):
     run_cli(['custodian-ext', 'bundle'] + [os.path.join(REPO, 'policies', 'detect', f)
                                            for f in FILES] + ['-o', str(policies)],
             client_env(emulator.url), check=0)
-    session(emulator.url).client('s3').create_bucket(Bucket='org-output')
+    session(emulator.url).client('s3').create_bucket(Bucket=NAME)
     env = dict(client_env(emulator.url), C7N_ORG_PARALLEL='2', HOME=str(tmp / 'home'))
 
     _run(c7n_org(full, policies, 'whole', env), env)

@@ -414,3 +414,27 @@ def test_c7n_org_keeps_its_order_when_a_policy_acts(monkeypatch):
         {'name': 'prod'}, 'us-east-1', {'policies': policies}, 'out', 0, None, False, False,
         False)
     assert seen == [['a', 'b']]  # one run_account, c7n-org's loop
+
+
+def test_an_account_whose_role_cannot_be_assumed_is_left_to_c7n_orgs_loop(monkeypatch):
+    """c7n-org stops an account-region at its first policy when the role is refused; tried
+    once per policy on threads, it would be refused once per policy instead."""
+    from botocore.exceptions import ClientError
+    from c7n.credentials import SessionFactory
+
+    def refused(self, assume=True, region=None):
+        raise ClientError({'Error': {'Code': 'AccessDenied', 'Message': 'no'}}, 'AssumeRole')
+
+    monkeypatch.setattr(SessionFactory, '__call__', refused)
+    seen = []
+
+    def run_account(account, region, policies_config, *args):
+        seen.append([p['name'] for p in policies_config['policies']])
+        return {}, False
+
+    account = {'name': 'broken', 'account_id': '111111111111',
+               'role': 'arn:aws:iam::111111111111:role/Audit'}
+    policies = [{'name': n, 'resource': 'aws.ec2'} for n in ('a', 'b', 'c')]
+    concurrency.concurrent_run_account(run_account)(
+        account, 'us-east-1', {'policies': policies}, 'out', 0, None, False, False, False)
+    assert seen == [['a', 'b', 'c']]
