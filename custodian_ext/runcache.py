@@ -16,7 +16,13 @@ in ``custodian`` and ``c7n-org``, with this one:
   another account-region empties it (c7n-org also empties it when each
   account-region starts and ends), so nothing is carried from one run or
   account-region to the next, and memory does not grow with the number of
-  accounts. ``--cache-period`` and ``--cache`` no longer matter.
+  accounts. ``--cache-period`` and ``--cache`` no longer matter. While
+  ``custodian run`` runs its regions at once (``custodian_ext.concurrency``),
+  it holds each region until the region's last policy ends.
+- Policies running at once that ask for the same listing (inside c7n's
+  ``with cache:`` block) or the same shared read: the first makes the call,
+  the others wait for its answer (single flight; a failed call lets the next
+  one try).
 - The key also holds the policy's ``query:`` block (c7n's own key does not,
   so two S3 policies with different ``augment-keys`` shared one listing).
 - Entries are stored pickled, as c7n's file cache stores them: each policy
