@@ -10,7 +10,7 @@ VARS    ?= policies/vars.yml
 REGIONS ?=
 REGION_ARGS = $(foreach r,$(REGIONS),-r $(r))
 
-.PHONY: install test demo demo-respond validate clean respond recover recover-preview bench bench-cpu bench-walltime bench-memory
+.PHONY: install lint test runbook-map demo demo-respond validate clean respond recover recover-preview bench bench-cpu bench-walltime bench-memory
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,16 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
+# ruff's settings are in pyproject.toml ([tool.ruff]: line length 100, the rules checked).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# README's "From runbook step to policy, code and test", generated (tests/inprocess/test_runbook_map.py)
+runbook-map: $(STAMP)
+	$(BIN)/python -m custodian_ext_dev.runbook_map --write
 
 demo: $(STAMP)
 	$(BIN)/python -m custodian_ext_dev.demo

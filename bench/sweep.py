@@ -193,7 +193,8 @@ def run_paths(url, work, accounts_path, bundle, regions, workers, single=None, l
 # -- figures ------------------------------------------------------------------------
 
 def api_table(results, n_accounts, n_regions, kind='org'):
-    """Rows (service.operation, {path: calls per account-region}, most in one account-region (b))."""
+    """Rows (service.operation, {path: calls per account-region}, most in one account-region
+    (b))."""
     rows = {}
     for key in results:
         per_ar = collections.Counter()
@@ -218,7 +219,8 @@ def summary_rows(results, n_accounts, n_regions):
     rows = []
     for kind, ars, title in (('org', n_accounts * n_regions,
                               f'c7n-org run, {n_accounts} accounts x {n_regions} regions'),
-                             ('single', n_regions, f'custodian run, 1 account x {n_regions} regions')):
+                             ('single', n_regions,
+                              f'custodian run, 1 account x {n_regions} regions')):
         if kind not in results['a']:
             continue
         row = {'title': title, 'ars': ars, 'paths': {}}
@@ -280,7 +282,8 @@ def render(rows, table, args, load, elapsed):
 def render_memory(rows, args, load):
     lines = [f"Command: `{' '.join(args)}`  ",
              f"Machine: {os.cpu_count()} cores; load average before the runs: {load}.", '',
-             '| path | accounts | account-regions | peak RSS (MB) | client CPU per account-region (s) | wall (s) |',
+             '| path | accounts | account-regions | peak RSS (MB) '
+             '| client CPU per account-region (s) | wall (s) |',
              '|---|--:|--:|--:|--:|--:|']
     for r in rows:
         lines.append(f"| {r['path']} | {r['n']} | {r['ars']} | {r['rss']:.0f} | "

@@ -184,7 +184,7 @@ class ExposedKeyNoticeMode(LambdaMode):
             if not isinstance(action, BaseNotify):
                 continue
             transport = action.data.get('transport')
-            if isinstance(transport, str) and settings.referenced({'t': transport}):
+            if settings.is_placeholder(transport):
                 continue  # checked once substituted
             if not transport:
                 raise settings.SettingsError(

@@ -2,5 +2,5 @@
 
 Used by the tests, ``make demo`` and the benchmarks only. Nothing in
 ``custodian_ext`` (what ships, and what Lambda zips carry) imports this
-package; ``tests/inprocess/test_layout.py`` checks it.
+package; ``tests/inprocess/test_patches.py`` checks it.
 """

@@ -5,7 +5,8 @@ import pytest
 from custodian_ext_dev.emulator import Emulator
 from tests.support import new_account, reset_sessions
 
-pytest_plugins = ['tests.seed_resources']  # compromised_world, shared by in-process and command-line tests
+# compromised_world, shared by in-process and command-line tests
+pytest_plugins = ['tests.seed_resources']
 
 
 @pytest.fixture(scope='session')

@@ -205,7 +205,8 @@ def seed_clean(account, lightsail=True):
     s3.put_bucket_versioning(Bucket=f'data-{account.id}',
                              VersioningConfiguration={'Status': 'Enabled'})
     s3.put_bucket_policy(Bucket=f'data-{account.id}',
-                         Policy=_bucket_policy(f'data-{account.id}', f'arn:aws:iam::{TRUSTED}:root'))
+                         Policy=_bucket_policy(f'data-{account.id}',
+                                               f'arn:aws:iam::{TRUSTED}:root'))
     # ALB access logs: AWS's ELB account writes to it.
     s3.create_bucket(Bucket=f'alb-logs-{account.id}')
     s3.put_bucket_versioning(Bucket=f'alb-logs-{account.id}',
@@ -286,7 +287,8 @@ def seed_attack(account, foreign_layer=None, lightsail=True):
     s3 = client(account, 's3', 'us-east-1')
     bucket = f'drop-{account.id}'
     s3.create_bucket(Bucket=bucket)  # no versioning (X8)
-    s3.put_bucket_policy(Bucket=bucket, Policy=_bucket_policy(bucket, f'arn:aws:iam::{FOREIGN}:root'))
+    s3.put_bucket_policy(Bucket=bucket,
+                         Policy=_bucket_policy(bucket, f'arn:aws:iam::{FOREIGN}:root'))
     ids['drop-bucket'] = bucket
     # --- a region the account never uses
     far = client(account, 'ec2', UNUSED)

@@ -104,7 +104,8 @@ def run_policy(data, variables, region='us-east-1', account=None, output_dir='',
     reset_sessions()
     runcache.clear()  # each call is one run, as one `custodian run` process is
     load_resources((data['resource'],))
-    config = Config.empty(region=region, regions=list(regions), account_id=account.id if account else None,
+    config = Config.empty(region=region, regions=list(regions),
+                          account_id=account.id if account else None,
                           output_dir=output_dir, cache='', cache_period=0, dryrun=dryrun)
     p = Policy(dict(data), config)
     p.expand_variables(p.get_variables(dict(variables)))

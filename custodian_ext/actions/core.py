@@ -13,29 +13,23 @@ the destructive step: nothing after it runs for that resource.
 """
 import json
 import logging
-import re
 import time
 
 from c7n.actions import BaseAction
 from c7n.exceptions import PolicyExecutionError
+
+from custodian_ext.settings import is_placeholder, or_placeholder
 
 log = logging.getLogger('custodian.ext.actions')
 
 DONE, SKIPPED, FAILED = 'done', 'skipped', 'failed'
 
 
-# `custodian validate` checks policies without --vars-file, so an option fed
-# from a setting ('{key_grace_days}') is still the literal reference then.
-VAR_REF = re.compile(r'^\{\w+\}$')
-
-
-def var_or(schema):
-    """A schema that also accepts an unexpanded ``{setting}`` reference."""
-    return {'oneOf': [schema, {'type': 'string', 'pattern': VAR_REF.pattern}]}
-
-
-def is_var_ref(value):
-    return isinstance(value, str) and bool(VAR_REF.match(value))
+# `custodian validate` checks policies without --vars-file, so an option fed from a setting
+# ('{key_grace_days}') is still the literal reference then. The one definition is in
+# settings.py; these names are kept for code written against them.
+var_or = or_placeholder
+is_var_ref = is_placeholder
 
 
 def utcnow():
@@ -68,7 +62,8 @@ class PackAction(BaseAction):
             service, **({'region_name': region} if region else {}))
 
     def require_filter(self, filter_class, why):
-        """validate(): refuse a policy without ``filter_class``, whose annotations the action reads."""
+        """validate(): refuse a policy without ``filter_class``, whose annotations the action
+        reads."""
         from c7n.exceptions import PolicyValidationError
         if not any(isinstance(f, filter_class) for f in self.manager.iter_filters()):
             raise PolicyValidationError(

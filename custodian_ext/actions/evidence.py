@@ -81,8 +81,9 @@ class EvidenceStore:
             'document': document,
         }, indent=2, default=str)
         if self.bucket:
-            key = '/'.join((_safe(self.incident_id), str(config.account_id), config.region or 'global',
-                            kind, _safe(resource_id), now.strftime('%Y%m%dT%H%M%S%fZ') + '.json'))
+            key = '/'.join((_safe(self.incident_id), str(config.account_id),
+                            config.region or 'global', kind, _safe(resource_id),
+                            now.strftime('%Y%m%dT%H%M%S%fZ') + '.json'))
             s3 = self.action.client('s3')
             try:
                 self.action.call(s3.put_object, Bucket=self.bucket, Key=key,

@@ -43,7 +43,8 @@ class Isolator:
         found = self.action.call(
             client.describe_security_groups,
             Filters=[{'Name': 'vpc-id', 'Values': [vpc_id]},
-                     {'Name': f'tag:{FORENSIC_TAG}', 'Values': [self.incident_id]}])['SecurityGroups']
+                     {'Name': f'tag:{FORENSIC_TAG}', 'Values': [self.incident_id]}]
+        )['SecurityGroups']
         if found:
             group = found[0]
             if group.get('IpPermissions') or group.get('IpPermissionsEgress'):
@@ -86,7 +87,8 @@ class Isolator:
         if not enis or not vpc_id:
             raise IsolationError('instance has no VPC network interface to isolate')
         gid = self.forensic_group(client, vpc_id)
-        original = {e['NetworkInterfaceId']: [g['GroupId'] for g in e.get('Groups', ())] for e in enis}
+        original = {e['NetworkInterfaceId']: [g['GroupId'] for g in e.get('Groups', ())]
+                    for e in enis}
         if all(groups == [gid] for groups in original.values()):
             return None
         for eni, groups in original.items():

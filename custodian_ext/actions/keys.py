@@ -23,14 +23,16 @@ from c7n.exceptions import PolicyExecutionError, PolicyValidationError
 from c7n.resources.iam import CredentialReport, UserAccessKey, resolve_credential_keys
 from c7n.utils import type_schema
 
-from custodian_ext.actions.core import DONE, FAILED, SKIPPED, PackAction, is_var_ref, result, utcnow, var_or
+from custodian_ext.actions.core import (
+    DONE, FAILED, SKIPPED, PackAction, result, utcnow)
 from custodian_ext.filters.rotation import (
-    DELETABLE_TAG, RECORD_TAG, TIME_FORMAT, DeactivatedKeys, check_days, format_record, parse_record,
-    tag_value)
+    DELETABLE_TAG, RECORD_TAG, TIME_FORMAT, DeactivatedKeys, check_days, format_record,
+    parse_record, tag_value)
 from custodian_ext.registry import register_action
+from custodian_ext.settings import is_placeholder, or_placeholder
 
 INCIDENT_TAG = 'custodian-ext:incident'
-KEEP_SCHEMA = var_or({'type': 'array', 'items': {'type': 'string'}})
+KEEP_SCHEMA = or_placeholder({'type': 'array', 'items': {'type': 'string'}})
 
 
 def _user_tags(action, client, user):
@@ -81,7 +83,7 @@ class DeactivateAccessKeys(PackAction):
 
     schema = type_schema(
         'deactivate-access-keys', required=['grace-days'],
-        **{'grace-days': var_or({'type': 'number', 'minimum': 0}),
+        **{'grace-days': or_placeholder({'type': 'number', 'minimum': 0}),
            'keep': KEEP_SCHEMA,
            'incident-id': {'type': 'string'}})
     permissions = ('iam:UpdateAccessKey', 'iam:ListAccessKeys', 'iam:ListUserTags',
@@ -99,7 +101,7 @@ class DeactivateAccessKeys(PackAction):
         return self
 
     def process(self, resources):
-        if is_var_ref(self.data['grace-days']):
+        if is_placeholder(self.data['grace-days']):
             raise PolicyExecutionError(f"{self.type}: grace-days is {self.data['grace-days']}; "
                                        f"run with --vars-file")
         self.iam = self.client('iam')
@@ -155,7 +157,8 @@ class DeactivateAccessKeys(PackAction):
         if errors:
             return result(user, FAILED, 'could not deactivate ' + '; '.join(errors), **details)
         if not deactivated:
-            return result(user, SKIPPED, 'every matched key is listed in keep_access_keys', **details)
+            return result(user, SKIPPED, 'every matched key is listed in keep_access_keys',
+                          **details)
         return result(user, DONE, f'deactivated {", ".join(deactivated)}', **details)
 
 
@@ -180,6 +183,7 @@ class DeleteAccessKeys(PackAction):
             filters:
               - type: deactivated-keys
                 days: '{key_grace_days}'
+                keep: '{keep_access_keys}'
             actions:
               - delete-access-keys
     """
@@ -232,4 +236,5 @@ class DeleteAccessKeys(PackAction):
         details = {'deleted': deleted, 'skipped': skipped}
         if not deleted:
             return result(user, SKIPPED, '; '.join(skipped), **details)
-        return result(user, DONE, 'deleted ' + ', '.join(d['AccessKeyId'] for d in deleted), **details)
+        return result(user, DONE, 'deleted ' + ', '.join(d['AccessKeyId'] for d in deleted),
+                      **details)

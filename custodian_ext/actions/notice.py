@@ -39,9 +39,14 @@ class TagNotice(PackAction):
     .. code-block:: yaml
 
         policies:
-          - name: x1-react-health-exposed-key
+          - name: x1-react-tag-notified-user
             resource: aws.iam-user
-            mode: {type: exposed-key-notice, notice: health}
+            mode:
+              type: exposed-key-notice
+              notice: health
+              role: '{react_role}'
+              handler: custodian_ext.handler.run
+              packages: [custodian_ext, yaml]
             filters:
               - exposed-key
             actions:

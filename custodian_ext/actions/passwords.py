@@ -16,9 +16,10 @@ from botocore.exceptions import ClientError
 from c7n.exceptions import PolicyExecutionError
 from c7n.utils import type_schema
 
-from custodian_ext.actions.core import DONE, SKIPPED, PackAction, is_var_ref, result, var_or
+from custodian_ext.actions.core import DONE, SKIPPED, PackAction, result
 from custodian_ext.filters.options import flatten
 from custodian_ext.registry import register_action
+from custodian_ext.settings import is_placeholder, or_placeholder
 
 
 def random_password(length):
@@ -122,7 +123,7 @@ class RemoveConsoleAccess(PackAction):
 
     schema = type_schema(
         'remove-console-access', required=['known-users'],
-        **{'known-users': var_or({'type': 'array', 'items': {'type': 'string'}})})
+        **{'known-users': or_placeholder({'type': 'array', 'items': {'type': 'string'}})})
     permissions = ('iam:GetLoginProfile', 'iam:DeleteLoginProfile')
 
     def process(self, resources):
@@ -157,7 +158,7 @@ def check_known_users(action):
     (X1 keys, X7 instances) do not need known_users.
     """
     value = action.data.get('known-users')
-    if is_var_ref(value):
+    if is_placeholder(value):
         raise PolicyExecutionError(f'{action.type}: known-users is {value}; run with --vars-file')
     if not value:
         raise PolicyExecutionError(

@@ -20,13 +20,12 @@ policies before variables are substituted, ``custodian run`` after.
 """
 import datetime
 import json
-import re
 
 from c7n.exceptions import PolicyValidationError
 
 from custodian_ext.actions.core import PackAction
 from custodian_ext.settings import (
-    SettingsError, _boolean, _identifier, _timestamp, parse_timestamp)
+    SettingsError, check, is_placeholder, or_placeholder, parse_timestamp)
 
 #: the tag a responder puts on what should be restored; its value is the incident id
 FLAG_TAG = 'incident-restore'
@@ -37,19 +36,6 @@ TAG_RESTORED_FROM_SNAPSHOT = 'restored-from-snapshot'
 TAG_RESTORED_TO_TIME = 'restored-to-time'
 TAG_RESTORED_BY = 'restored-by'
 RESTORED_BY = 'custodian-ext'
-
-PLACEHOLDER = re.compile(r'^\{\w+\}$')
-
-
-def is_placeholder(value):
-    """An option still holding ``{setting}``: ``custodian validate`` runs before substitution."""
-    return isinstance(value, str) and bool(PLACEHOLDER.match(value))
-
-
-def or_placeholder(schema):
-    """A JSON schema that also accepts a ``{setting}`` placeholder string."""
-    return {'anyOf': [schema, {'type': 'string', 'pattern': PLACEHOLDER.pattern}]}
-
 
 def iso(dt):
     return dt.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
@@ -84,15 +70,17 @@ class RecoverAction(PackAction):
     #: detail records (e.g. one per S3 object) written next to the results file
     details = None
 
-    def option(self, name, check, default=None):
-        """An option's value, checked; None while it is still a placeholder."""
+    def option(self, name, setting, default=None):
+        """Option ``name``, checked as the pack setting ``setting`` (the rule and message
+        of settings.py); None while it is still a placeholder."""
         value = self.data.get(name, default)
         if is_placeholder(value):
             return None
         try:
-            return check(name, value)
+            return check(setting, value, key=name)
         except SettingsError as e:
-            raise PolicyValidationError(f"{self.type}: {e} (policy {self.manager.data.get('name')})")
+            raise PolicyValidationError(
+                f"{self.type}: {e} (policy {self.manager.data.get('name')})")
 
     def validate(self):
         if 'incident-start' not in self.data:
@@ -100,22 +88,22 @@ class RecoverAction(PackAction):
                 f"{self.type}: incident-start is required; write incident-start: "
                 f"'{{incident_start}}' to take it from policies/vars.yml "
                 f"(policy {self.manager.data.get('name')})")
-        self.option('incident-start', _timestamp)
-        self.option('incident-id', _identifier, 'incident')
-        self.option('dry-run-report', _boolean, False)
+        self.option('incident-start', 'incident_start')
+        self.option('incident-id', 'incident_id', 'incident')
+        self.option('dry-run-report', 'restore_preview', False)
         return self
 
     @property
     def incident_start(self):
-        return parse_timestamp(self.option('incident-start', _timestamp))
+        return parse_timestamp(self.option('incident-start', 'incident_start'))
 
     @property
     def incident_id(self):
-        return self.option('incident-id', _identifier, 'incident') or 'incident'
+        return self.option('incident-id', 'incident_id', 'incident') or 'incident'
 
     @property
     def preview(self):
-        return bool(self.option('dry-run-report', _boolean, False))
+        return bool(self.option('dry-run-report', 'restore_preview', False))
 
     def created_tags(self, source_id, **extra):
         """Tags for a resource a recover action creates."""

@@ -1,4 +1,5 @@
-"""``restore-from-snapshot`` (aws.ebs): a new volume from the volume's last snapshot before the incident."""
+"""``restore-from-snapshot`` (aws.ebs): a new volume from the volume's last snapshot before the
+incident."""
 import hashlib
 
 from c7n.query import RetryPageIterator
@@ -96,7 +97,8 @@ class RestoreVolumeFromSnapshot(RecoverAction):
         start = self.incident_start
         snaps = self.snapshots.get(volume_id, [])
         after = [s for s in snaps if as_utc(s['StartTime']) >= start]
-        before = [s for s in snaps if as_utc(s['StartTime']) < start and s.get('State') == 'completed']
+        before = [s for s in snaps
+                  if as_utc(s['StartTime']) < start and s.get('State') == 'completed']
         best = max(before, key=lambda s: as_utc(s['StartTime']), default=None)
         return best, len(after)
 
@@ -117,7 +119,8 @@ class RestoreVolumeFromSnapshot(RecoverAction):
             return result(vid, SKIPPED, f'no completed snapshot from before incident_start: '
                           f'nothing to restore from{ignored_note}', attached_to=attached,
                           ignored_snapshots=ignored)
-        facts = {'snapshot_id': snap['SnapshotId'], 'snapshot_start_time': iso(as_utc(snap['StartTime'])),
+        facts = {'snapshot_id': snap['SnapshotId'],
+                 'snapshot_start_time': iso(as_utc(snap['StartTime'])),
                  'availability_zone': v['AvailabilityZone'], 'attached_to': attached,
                  'ignored_snapshots': ignored}
         if self.preview:

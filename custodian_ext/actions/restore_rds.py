@@ -1,4 +1,5 @@
-"""``restore-from-backup`` (aws.rds): a new DB instance holding the state from before the incident."""
+"""``restore-from-backup`` (aws.rds): a new DB instance holding the state from before the
+incident."""
 import datetime
 import re
 
@@ -8,14 +9,15 @@ from c7n.utils import chunks, local_session, type_schema
 from custodian_ext.actions.core import DONE, FAILED, SKIPPED, result
 from custodian_ext.actions.recovery import (
     RECOVER_SCHEMA, TAG_INCIDENT, TAG_RESTORED_FROM, TAG_RESTORED_FROM_SNAPSHOT,
-    TAG_RESTORED_TO_TIME, RecoverAction, as_utc, iso, or_placeholder, tag_value)
+    TAG_RESTORED_TO_TIME, RecoverAction, as_utc, iso, tag_value)
 from custodian_ext.registry import register_action
-from custodian_ext.settings import SETTINGS, _minutes
+from custodian_ext.settings import SETTINGS, or_placeholder
 
 METHODS = ('auto', 'snapshot', 'point-in-time')
 SUFFIX = '-restored-'
 MAX_ID = 63
-DEFAULT_MARGIN = SETTINGS['restore_pitr_margin_minutes'].default
+MARGIN_SETTING = 'restore_pitr_margin_minutes'
+DEFAULT_MARGIN = SETTINGS[MARGIN_SETTING].default
 
 
 def _paginate(client, operation, **kw):
@@ -93,7 +95,7 @@ class RestoreDBInstance(RecoverAction):
 
     def validate(self):
         super().validate()
-        self.option('pitr-margin-minutes', _minutes, DEFAULT_MARGIN)
+        self.option('pitr-margin-minutes', MARGIN_SETTING, DEFAULT_MARGIN)
         return self
 
     @property
@@ -102,7 +104,7 @@ class RestoreDBInstance(RecoverAction):
 
     @property
     def target_time(self):
-        margin = self.option('pitr-margin-minutes', _minutes, DEFAULT_MARGIN) or 0
+        margin = self.option('pitr-margin-minutes', MARGIN_SETTING, DEFAULT_MARGIN) or 0
         return self.incident_start - datetime.timedelta(minutes=margin)
 
     def process(self, resources):
@@ -168,7 +170,8 @@ class RestoreDBInstance(RecoverAction):
         return None
 
     def choose(self, db):
-        """('point-in-time', time, None) or ('snapshot', time, snapshot), or (None, reason, None)."""
+        """('point-in-time', time, None) or ('snapshot', time, snapshot), or
+        (None, reason, None)."""
         pitr_problem = self.pitr_problem(db) if self.method != 'snapshot' else 'not tried'
         if self.method != 'snapshot' and pitr_problem is None:
             return 'point-in-time', self.target_time, None

@@ -18,9 +18,9 @@ from c7n.utils import get_retry, local_session, type_schema
 
 from custodian_ext.actions.core import DONE, FAILED, SKIPPED, result
 from custodian_ext.actions.recovery import (
-    RECOVER_SCHEMA, RecoverAction, as_utc, iso, or_placeholder)
+    RECOVER_SCHEMA, RecoverAction, as_utc, iso)
 from custodian_ext.registry import register_action
-from custodian_ext.settings import SETTINGS, SettingsError, _continuation, _count
+from custodian_ext.settings import SETTINGS, SettingsError, or_placeholder
 
 log = logging.getLogger('custodian.ext.actions.restore_s3')
 
@@ -224,8 +224,8 @@ class RestoreObjectVersions(RecoverAction):
 
     def validate(self):
         super().validate()
-        self.option('max-objects', _count, DEFAULT_MAX_OBJECTS)
-        tokens = self.option('continuation', _continuation, {}) or {}
+        self.option('max-objects', 'restore_max_objects', DEFAULT_MAX_OBJECTS)
+        tokens = self.option('continuation', 'restore_continuation', {}) or {}
         for bucket, token in tokens.items():
             try:
                 data = decode_token(token)
@@ -244,8 +244,8 @@ class RestoreObjectVersions(RecoverAction):
         return self.data.get('prefix') or ''
 
     def process(self, resources):
-        self.remaining = self.option('max-objects', _count, DEFAULT_MAX_OBJECTS)
-        self.tokens_in = dict(self.option('continuation', _continuation, {}) or {})
+        self.remaining = self.option('max-objects', 'restore_max_objects', DEFAULT_MAX_OBJECTS)
+        self.tokens_in = dict(self.option('continuation', 'restore_continuation', {}) or {})
         self.tokens_out = {}
         try:
             return super().process(resources)
@@ -258,13 +258,15 @@ class RestoreObjectVersions(RecoverAction):
         output = getattr(self.manager.ctx, 'output', None)
         if not self.tokens_out or output is None:
             return
-        unfinished = sorted(b for b, t in self.tokens_out.items() if not decode_token(t).get('done'))
+        unfinished = sorted(b for b, t in self.tokens_out.items()
+                            if not decode_token(t).get('done'))
         header = (
             '# restore-object-versions: to go on where this run stopped, put this mapping\n'
             '# in policies/vars.yml and run the policy again. Finished buckets carry a\n'
             "# 'done' token, so a repeated run skips them.\n")
         if self.preview:
-            header += '# These tokens come from a preview (dry-run-report) run: only a preview accepts them.\n'
+            header += ('# These tokens come from a preview (dry-run-report) run: only a preview '
+                       'accepts them.\n')
         output.write_file(CONTINUATION_FILE, header + yaml.safe_dump(
             {'restore_continuation': tokens}, default_flow_style=False, sort_keys=True))
         if unfinished:
@@ -274,7 +276,8 @@ class RestoreObjectVersions(RecoverAction):
     # -- one bucket ----------------------------------------------------------------
 
     def start_token(self, bucket):
-        """Where to start in ``bucket``: (key marker, done); raises on a token for other settings."""
+        """Where to start in ``bucket``: (key marker, done); raises on a token for other
+        settings."""
         token = self.tokens_in.get(bucket)
         if not token:
             return None, False
@@ -441,7 +444,8 @@ class RestoreObjectVersions(RecoverAction):
         if (source.get('Size') or 0) > COPY_LIMIT:
             raise ValueError(
                 f"{source['Size']} bytes: CopyObject copies at most 5 GiB; copy version "
-                f"{source['VersionId']} by hand (aws s3 cp with --version-id... or a multipart copy)")
+                f"{source['VersionId']} by hand (aws s3 cp with --version-id... or a multipart "
+                'copy)')
         head = self.retry(client.head_object, Bucket=bucket, Key=key, VersionId=source['VersionId'])
         if head.get('SSECustomerAlgorithm'):
             raise ValueError('encrypted with a customer-provided key (SSE-C): copy it by hand '

@@ -58,7 +58,8 @@ def merge(existing, now_text):
     deny policy has no business holding) are dropped and reported.
     """
     if existing is None:
-        return {'Version': '2012-10-17', 'Statement': [revoke_statement(now_text)]}, None, now_text, []
+        policy = {'Version': '2012-10-17', 'Statement': [revoke_statement(now_text)]}
+        return policy, None, now_text, []
     statements = _as_list(existing.get('Statement', []))
     kept, dropped, previous, effective = [], [], None, None
     for s in statements:

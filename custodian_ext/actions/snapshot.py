@@ -115,7 +115,8 @@ class SnapshotBeforeTerminate(PackAction):
     def get_permissions(self):
         perms = ('ec2:DescribeInstanceAttribute', 'ec2:CreateSnapshots', 'ec2:CreateTags',
                  'ec2:DescribeSnapshots')
-        perms += ('ec2:StopInstances',) if self.data.get('stop-only') else ('ec2:TerminateInstances',)
+        perms += (('ec2:StopInstances',) if self.data.get('stop-only')
+                  else ('ec2:TerminateInstances',))
         if self.data.get('disable-termination-protection'):
             perms += ('ec2:ModifyInstanceAttribute',)
         if self.data.get('create-ami'):
@@ -291,8 +292,9 @@ class SnapshotBeforeTerminate(PackAction):
             Architecture=r.get('Architecture', 'x86_64'),
             RootDeviceName=root,
             VirtualizationType=r.get('VirtualizationType', 'hvm'),
-            BlockDeviceMappings=[{'DeviceName': d, 'Ebs': {'SnapshotId': s, 'DeleteOnTermination': True}}
-                                 for d, s in sorted(devices.items())],
+            BlockDeviceMappings=[
+                {'DeviceName': d, 'Ebs': {'SnapshotId': s, 'DeleteOnTermination': True}}
+                for d, s in sorted(devices.items())],
             TagSpecifications=[{'ResourceType': 'image', 'Tags': [
                 {'Key': INCIDENT_TAG, 'Value': self.incident_id},
                 {'Key': INSTANCE_TAG, 'Value': p.instance_id},

@@ -9,10 +9,11 @@ from botocore.exceptions import ClientError
 from c7n.query import RetryPageIterator
 from c7n.utils import type_schema
 
-from custodian_ext.actions.core import DONE, PackAction, result, var_or
+from custodian_ext.actions.core import DONE, PackAction, result
 from custodian_ext.actions.evidence import EVIDENCE_SCHEMA, EvidenceStore, evidence_permissions
 from custodian_ext.actions.passwords import check_known_users, is_known_user
 from custodian_ext.registry import register_action
+from custodian_ext.settings import or_placeholder
 
 
 def _pages(action, client, operation, key, **params):
@@ -57,7 +58,7 @@ class ExportUser(PackAction):
 
     schema = type_schema(
         'export-user', required=['known-users'],
-        **{'known-users': var_or({'type': 'array', 'items': {'type': 'string'}})},
+        **{'known-users': or_placeholder({'type': 'array', 'items': {'type': 'string'}})},
         **EVIDENCE_SCHEMA)
     permissions = (
         'iam:ListAttachedUserPolicies', 'iam:ListUserPolicies', 'iam:GetUserPolicy',
@@ -114,5 +115,6 @@ class ExportUser(PackAction):
         doc['SSHPublicKeys'] = _pages(self, iam, 'list_ssh_public_keys', 'SSHPublicKeys',
                                       UserName=user)
         doc['ServiceSpecificCredentials'] = call(
-            iam.list_service_specific_credentials, UserName=user).get('ServiceSpecificCredentials', [])
+            iam.list_service_specific_credentials, UserName=user
+        ).get('ServiceSpecificCredentials', [])
         return doc

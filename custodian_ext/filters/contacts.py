@@ -11,6 +11,7 @@ from c7n.filters import Filter
 from c7n.utils import local_session, type_schema
 
 from custodian_ext.registry import register_filter
+from custodian_ext.settings import is_placeholder
 
 TYPES = ('SECURITY', 'BILLING', 'OPERATIONS')
 
@@ -50,7 +51,7 @@ class AlternateContacts(Filter):
 
     def validate(self):
         expected = self.data.get('expected')
-        if isinstance(expected, str) and '{' not in expected:
+        if isinstance(expected, str) and not is_placeholder(expected):
             raise PolicyValidationError(
                 f"{self.type}: expected must be a mapping such as "
                 f"{{security: sec@example.com}}, got {expected!r}")

@@ -12,6 +12,7 @@ from c7n.utils import get_partition
 from c7n.utils import local_session, type_schema
 
 from custodian_ext.registry import register_filter
+from custodian_ext.settings import is_placeholder
 
 # Cost Explorer has one endpoint per partition.
 CE_REGIONS = {'aws': 'us-east-1', 'aws-cn': 'cn-northwest-1'}
@@ -70,7 +71,7 @@ class CostChanges(Filter):
     def validate(self):
         for key in ('ratio', 'min-amount'):
             v = self.data.get(key)
-            if isinstance(v, str) and '{' not in v:
+            if isinstance(v, str) and not is_placeholder(v):
                 _number(v, key)
         return self
 

@@ -18,6 +18,7 @@ from c7n.resources.iam import CredentialReport
 from c7n.utils import local_session, type_schema
 
 from custodian_ext.registry import register_filter
+from custodian_ext.settings import is_placeholder
 
 ROOT_ROW = '<root_account>'
 
@@ -195,12 +196,12 @@ class CredentialUse(Filter):
         if check == 'unused-for' and 'days' not in self.data:
             raise PolicyValidationError(f"{self.type}: check unused-for needs 'days'")
         since = self.data.get('since')
-        if isinstance(since, str) and '{' not in since and _when(since) is None:
+        if isinstance(since, str) and not is_placeholder(since) and _when(since) is None:
             raise PolicyValidationError(
                 f"{self.type}: since {since!r} is not an ISO-8601 timestamp such as "
                 f"2026-11-28T09:30:00Z")
         days = self.data.get('days')
-        if isinstance(days, str) and '{' not in days:
+        if isinstance(days, str) and not is_placeholder(days):
             raise PolicyValidationError(f"{self.type}: days must be a number, got {days!r}")
         return self
 
@@ -307,7 +308,7 @@ class LoginProfileCreated(Filter):
 
     def validate(self):
         since = self.data.get('since')
-        if isinstance(since, str) and '{' not in since and _when(since) is None:
+        if isinstance(since, str) and not is_placeholder(since) and _when(since) is None:
             raise PolicyValidationError(
                 f"{self.type}: since {since!r} is not an ISO-8601 timestamp such as "
                 f"2026-11-28T09:30:00Z")

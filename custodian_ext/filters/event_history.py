@@ -45,6 +45,7 @@ from c7n.utils import local_session, type_schema
 
 from custodian_ext.filters.options import aware, check_timestamp, list_option
 from custodian_ext.registry import register_filter
+from custodian_ext.settings import is_placeholder
 
 log = logging.getLogger('custodian.ext.event-history')
 
@@ -399,7 +400,7 @@ class CloudTrailEvents(Filter):
         check_timestamp(self)
         for k in ('known-users', 'known-roles', 'known-accounts'):
             v = self.data.get(k)
-            if isinstance(v, str) and '{' not in v:
+            if isinstance(v, str) and not is_placeholder(v):
                 raise PolicyValidationError(
                     f"{self.type}: {k} must be a list (or a {{variable}} holding one), got {v!r}")
         return self

@@ -40,11 +40,11 @@ class ExposedKey(Filter):
     .. code-block:: yaml
 
         policies:
-          - name: x1-react-health-exposed-key
+          - name: x1-react-advisor-exposed-key
             resource: aws.iam-user
             mode:
               type: exposed-key-notice
-              notice: health
+              notice: trusted-advisor
               role: '{react_role}'
               handler: custodian_ext.handler.run
               packages: [custodian_ext, yaml]

@@ -10,6 +10,7 @@ from c7n.utils import type_schema
 
 from custodian_ext.filters.timeutil import as_utc, since_value
 from custodian_ext.registry import register_filter
+from custodian_ext.settings import PLACEHOLDER_SCHEMA
 
 # "User initiated (2016-05-03 19:40:43 GMT)"; moto writes UTC instead of GMT.
 TRANSITION_TIME = re.compile(r'\((\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})\s*(GMT|UTC)?\)')
@@ -174,7 +175,7 @@ class UnusualInstanceType(Filter):
     schema = type_schema(
         'unusual-instance-type', required=['patterns'],
         patterns={'oneOf': [{'type': 'array', 'items': {'type': 'string'}},
-                            {'type': 'string', 'pattern': r'^\{\w+\}$'}]})
+                            PLACEHOLDER_SCHEMA]})
     permissions = ()  # reads the resource as described; no further calls
 
     def validate(self):

@@ -36,12 +36,12 @@ from c7n.filters import Filter
 from c7n.resources.s3 import get_region
 from c7n.utils import local_session, type_schema
 
-from custodian_ext.actions.core import var_or
 from custodian_ext.actions.restore_s3 import iter_keys, plan_key
-from custodian_ext.filters.options import aware, check_timestamp, unsubstituted
+from custodian_ext.filters.options import aware, check_timestamp
 from custodian_ext.filters.trails import NOT_RECORDED, PARTIAL, RECORDED, s3_write_data_events
 from custodian_ext.registry import register_filter
-from custodian_ext.settings import SETTINGS, SettingsError, _count
+from custodian_ext.settings import (
+    SETTINGS, SettingsError, check, is_placeholder, or_placeholder)
 
 DEFAULT_MAX_VERSIONS = SETTINGS['object_scan_max_versions'].default
 SAMPLE = 20          # objects listed in the annotation, at most
@@ -123,7 +123,7 @@ class ObjectChanges(Filter):
 
     schema = type_schema(
         'object-changes', required=['since'], since={'type': 'string'},
-        **{'max-versions': var_or({'type': 'integer', 'minimum': 1})})
+        **{'max-versions': or_placeholder({'type': 'integer', 'minimum': 1})})
     schema_alias = False
     permissions = ('s3:ListBucketVersions', 's3:GetBucketVersioning')
     annotation_key = 'c7n:object-changes'
@@ -135,10 +135,10 @@ class ObjectChanges(Filter):
 
     def max_versions(self):
         value = self.data.get('max-versions', DEFAULT_MAX_VERSIONS)
-        if unsubstituted(value):
+        if is_placeholder(value):
             return None
         try:
-            return _count('max-versions', value)
+            return check('object_scan_max_versions', value, key='max-versions')
         except SettingsError as e:
             raise PolicyValidationError(
                 f"{self.type}: {e} (policy {self.manager.data.get('name')})") from None

@@ -2,19 +2,15 @@
 ``known: '{known_users}'`` and the like.
 
 ``custodian validate`` checks a policy before its settings are substituted,
-so a still-unsubstituted ``{name}`` is accepted here, and the real value is
-checked when the policy runs with its vars.
+so a still-unsubstituted ``{name}`` (``settings.is_placeholder``) is accepted here,
+and the real value is checked when the policy runs with its vars.
 """
 import datetime
 
 from dateutil.parser import parse as parse_date
 from c7n.exceptions import PolicyValidationError
 
-from custodian_ext.settings import TIMESTAMP_EXAMPLE
-
-
-def unsubstituted(value):
-    return isinstance(value, str) and '{' in value
+from custodian_ext.settings import TIMESTAMP_EXAMPLE, is_placeholder
 
 
 def aware(value):
@@ -43,7 +39,7 @@ def list_option(data, key):
 def check_timestamp(filter_, key='since'):
     """Raise PolicyValidationError when option ``key`` is a malformed timestamp."""
     value = filter_.data.get(key)
-    if value is None or unsubstituted(value):
+    if value is None or is_placeholder(value):
         return
     try:
         aware(value)

@@ -12,9 +12,10 @@ from c7n.filters import Filter
 from c7n.query import RetryPageIterator
 from c7n.utils import chunks, local_session, type_schema
 
-from custodian_ext.actions.recovery import as_utc, is_placeholder, iso, or_placeholder
+from custodian_ext.actions.recovery import as_utc, iso
 from custodian_ext.registry import register_filter
-from custodian_ext.settings import SettingsError, _timestamp, parse_timestamp
+from custodian_ext.settings import (
+    SettingsError, check, is_placeholder, or_placeholder, parse_timestamp)
 
 ANNOTATION = 'c7n:pre-incident-image'
 TEMPLATE_GONE = ('InvalidLaunchTemplateId.NotFound', 'InvalidLaunchTemplateName.NotFoundException',
@@ -72,14 +73,15 @@ class PreIncidentImage(Filter):
         value = self.data.get('incident-start')
         if not is_placeholder(value):
             try:
-                _timestamp('incident-start', value)
+                check('incident_start', value, key='incident-start')
             except SettingsError as e:
                 raise PolicyValidationError(
                     f"{self.type}: {e} (policy {self.manager.data.get('name')})") from None
         return self
 
     def process(self, resources, event=None):
-        self.start = parse_timestamp(_timestamp('incident-start', self.data['incident-start']))
+        self.start = parse_timestamp(
+            check('incident_start', self.data['incident-start'], key='incident-start'))
         session = local_session(self.manager.session_factory)
         self.ec2 = session.client('ec2')
         self.versions, self.configs, self.images = {}, {}, {}
@@ -178,7 +180,8 @@ class PreIncidentImage(Filter):
                 'pre_image': (pre.get('LaunchTemplateData') or {}).get('ImageId') if pre else None}
 
     def annotate(self, plan):
-        """The annotation for a resource that launches something newer than the incident, else None."""
+        """The annotation for a resource that launches something newer than the incident, else
+        None."""
         kind = plan['kind']
         if kind in ('none', 'gone'):
             return {'note': plan['note']}
@@ -195,7 +198,8 @@ class PreIncidentImage(Filter):
                             'configuration in CloudTrail (UpdateAutoScalingGroup, '
                             'CreateLaunchConfiguration)'}
         cur = plan['current']
-        if not (self.after_start(cur['CreateTime']) or self.after_start(current.get('image_created'))):
+        if not (self.after_start(cur['CreateTime'])
+                or self.after_start(current.get('image_created'))):
             return None
         out = {'launch_template': cur.get('LaunchTemplateId'),
                'launch_template_name': cur.get('LaunchTemplateName'),

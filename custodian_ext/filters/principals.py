@@ -12,6 +12,7 @@ from c7n.utils import local_session, type_schema
 
 from custodian_ext.filters.options import flatten
 from custodian_ext.registry import register_filter
+from custodian_ext.settings import PLACEHOLDER_SCHEMA, is_placeholder
 
 # Roles AWS creates and manages: service-linked roles and IAM Identity Center
 # (SSO) permission-set roles. An attacker cannot create roles on these paths.
@@ -60,7 +61,7 @@ class UnknownPrincipal(Filter):
 
     def validate(self):
         v = self.data.get('known')
-        if isinstance(v, str) and '{' not in v:
+        if isinstance(v, str) and not is_placeholder(v):
             raise PolicyValidationError(
                 f"{self.type}: known must be a list (or a {{variable}} holding one), got {v!r}")
         return self
@@ -198,7 +199,7 @@ class AdminAccess(Filter):
 
 
 TRUSTED_SCHEMA = {'oneOf': [
-    {'type': 'string', 'pattern': r'^\{\w+\}$'},  # '{trusted_accounts}' before expansion
+    PLACEHOLDER_SCHEMA,  # '{trusted_accounts}' before expansion
     {'type': 'array', 'items': {'oneOf': [
         {'type': 'string'}, {'type': 'array', 'items': {'type': 'string'}}]}}]}
 
@@ -246,7 +247,7 @@ class TrustsUnknownAccounts(RoleCrossAccountAccess):
 
     def validate(self):
         trusted = self.data.get('trusted', [])
-        if isinstance(trusted, str) and '{' not in trusted:
+        if isinstance(trusted, str) and not is_placeholder(trusted):
             raise PolicyValidationError(
                 f"{self.type}: trusted must be a list of account ids, got {trusted!r}")
         return super().validate()

@@ -14,8 +14,9 @@ from c7n.exceptions import PolicyExecutionError, PolicyValidationError
 from c7n.filters import Filter
 from c7n.utils import local_session, type_schema
 
-from custodian_ext.actions.core import is_var_ref, utcnow, var_or
+from custodian_ext.actions.core import utcnow
 from custodian_ext.registry import register_filter
+from custodian_ext.settings import is_placeholder, or_placeholder
 
 RECORD_TAG = 'custodian-ext:x1-deactivated-keys'
 DELETABLE_TAG = 'custodian-ext:x1-keys-deletable-after'
@@ -47,7 +48,7 @@ def format_record(record):
 
 
 def check_days(owner, value):
-    if is_var_ref(value):
+    if is_placeholder(value):
         return  # `custodian validate` without vars
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise PolicyValidationError(
@@ -71,20 +72,18 @@ class DeactivatedKeys(Filter):
     .. code-block:: yaml
 
         policies:
-          - name: x1-delete-deactivated-keys
+          - name: x1-keys-past-their-grace-period
             resource: aws.iam-user
             filters:
               - type: deactivated-keys
                 days: '{key_grace_days}'
                 keep: '{keep_access_keys}'
-            actions:
-              - delete-access-keys
     """
 
     schema = type_schema(
         'deactivated-keys', required=['days'],
-        days=var_or({'type': 'number', 'minimum': 0}),
-        keep=var_or({'type': 'array', 'items': {'type': 'string'}}))
+        days=or_placeholder({'type': 'number', 'minimum': 0}),
+        keep=or_placeholder({'type': 'array', 'items': {'type': 'string'}}))
     permissions = ('iam:ListAccessKeys',)
     matched_annotation_key = 'c7n:matched-keys'
 
@@ -95,7 +94,7 @@ class DeactivatedKeys(Filter):
     def process(self, resources, event=None):
         days = self.data['days']
         check_days(f'{self.type} filter', days)
-        if is_var_ref(days):
+        if is_placeholder(days):
             raise PolicyExecutionError(f'{self.type}: days is {days}; run with --vars-file')
         keep = set(self.data.get('keep') or ())
         cutoff = utcnow() - datetime.timedelta(days=days)

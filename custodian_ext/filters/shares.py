@@ -21,10 +21,11 @@ from c7n.filters.iamaccess import CrossAccountAccessFilter
 from c7n.utils import local_session, type_schema
 
 from custodian_ext.registry import register_filter
+from custodian_ext.settings import PLACEHOLDER_SCHEMA
 
 TRUSTED_SCHEMA = {'oneOf': [
     {'type': 'array', 'items': {'type': 'string'}},
-    {'type': 'string', 'pattern': r'^\{\w+\}$'},  # '{trusted_accounts}' before expansion
+    PLACEHOLDER_SCHEMA,  # '{trusted_accounts}' before expansion
 ]}
 
 PUBLIC = 'all'

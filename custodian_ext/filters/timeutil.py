@@ -1,13 +1,10 @@
 """Times shared by the "created since the incident" filters."""
 import datetime
-import re
 
 from dateutil.parser import parse as parse_date
 from c7n.exceptions import PolicyValidationError
 
-# A '{name}' placeholder that `custodian validate` sees before variables are expanded.
-PLACEHOLDER = re.compile(r'^\{\w+\}$')
-
+from custodian_ext.settings import is_placeholder
 
 def as_utc(value):
     """An aware UTC datetime from a datetime, an ISO string or epoch seconds; None if empty."""
@@ -25,7 +22,7 @@ def as_utc(value):
 def since_value(filter_, key='since'):
     """The filter's ``since`` timestamp as UTC, or None while it is still a placeholder."""
     value = filter_.data.get(key)
-    if isinstance(value, str) and PLACEHOLDER.match(value):
+    if is_placeholder(value):
         return None
     try:
         return as_utc(value)

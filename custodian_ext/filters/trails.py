@@ -14,7 +14,8 @@ from custodian_ext.registry import register_filter
 
 
 def management_coverage(selectors):
-    """Which management events a trail records: {'Read', 'Write', 'Selectors', 'ExcludedSources'}."""
+    """Which management events a trail records:
+    {'Read', 'Write', 'Selectors', 'ExcludedSources'}."""
     advanced = selectors.get('AdvancedEventSelectors') or []
     basic = selectors.get('EventSelectors') or []
     read = write = False

@@ -158,7 +158,8 @@ def _cost(value):
 
 
 def _exposed(value):
-    return '; '.join(f"{k.get('AccessKeyId')} ({k.get('UserName')}) {k.get('FraudType') or 'exposed'}"
+    return '; '.join(f"{k.get('AccessKeyId')} ({k.get('UserName')}) "
+                     f"{k.get('FraudType') or 'exposed'}"
                      f"{', case ' + k['CaseId'] if k.get('CaseId') else ''}" for k in value)
 
 
@@ -170,7 +171,8 @@ def _admin(value):
 
 def _anchors(value):
     return '; '.join(f"trust anchor {a.get('Name')} ({a.get('SourceType')}, "
-                     f"{'enabled' if a.get('Enabled') else 'disabled'}) created {a.get('CreatedAt')}"
+                     f"{'enabled' if a.get('Enabled') else 'disabled'}) "
+                     f"created {a.get('CreatedAt')}"
                      for a in value)
 
 
@@ -342,7 +344,8 @@ def _world_open(rules):
             c.get('CidrIpv6') for c in p.get('Ipv6Ranges') or ()]
         cidrs = [c for c in cidrs if c in ('0.0.0.0/0', '::/0')]
         if cidrs:
-            out.append(f"{ports} from {'/'.join(cidrs) if len(cidrs) == 1 else ' and '.join(cidrs)}")
+            where = '/'.join(cidrs) if len(cidrs) == 1 else ' and '.join(cidrs)
+            out.append(f'{ports} from {where}')
     return ('open to the world: ' + '; '.join(out)) if out else None
 
 

@@ -1,4 +1,5 @@
-"""``python -m custodian_ext_dev.demo``: what ``make demo`` runs (a development tool, not shipped)."""
+"""``python -m custodian_ext_dev.demo``: what ``make demo`` runs (a development tool, not
+shipped)."""
 import argparse
 import sys
 
@@ -12,7 +13,8 @@ def main(argv=None):
     parser.add_argument('-o', '--output', default='demo-output',
                         help='output folder (default: %(default)s)')
     parser.add_argument('--respond', action='store_true',
-                        help='run the respond policies for real, then sweep again (make demo-respond)')
+                        help='run the respond policies for real, then sweep again '
+                             '(make demo-respond)')
     parser.add_argument('--quick', action='store_true',
                         help='sweep two regions instead of three (the CI test)')
     args = parser.parse_args(argv)

@@ -251,10 +251,11 @@ def run_demo(output='demo-output', quick=False, respond=False, policies=None,
         if respond and respond_dir:
             after = write_report([os.path.join(out, 'after')], os.path.join(output, 'report-after'))
             show_before_after(doc, after)
-            say(f"after containment: {os.path.abspath(os.path.join(output, 'report-after', 'report.html'))}")
+            after_html = os.path.abspath(os.path.join(output, 'report-after', 'report.html'))
+            say(f'after containment: {after_html}')
         html = os.path.abspath(os.path.join(output, 'report', 'report.html'))
-        say(f"done in {time.time() - started:.0f}s. The full report (sortable, filterable, offline): "
-            f"{html}")
+        say(f'done in {time.time() - started:.0f}s. The full report (sortable, filterable, '
+            f'offline): {html}')
         say(f"also: report.json, report.junit.xml and report.md next to it; raw output in {out}/")
         return doc
 

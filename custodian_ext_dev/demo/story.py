@@ -62,7 +62,8 @@ def seed_attack(url, account_id=None):
     iam.attach_user_policy(
         UserName='deploy-bot',
         PolicyArn='arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV2')
-    iam.put_user_policy(UserName='legacy-etl', PolicyName='AWSExposedCredentialPolicy_DO_NOT_REMOVE',
+    iam.put_user_policy(UserName='legacy-etl',
+                        PolicyName='AWSExposedCredentialPolicy_DO_NOT_REMOVE',
                         PolicyDocument=DENY_ALL)
     # X2: a root access key (CreateAccessKey signed by root, without UserName).
     iam.create_access_key()

@@ -166,7 +166,8 @@ def roles_anywhere_app(environ, start_response, access_key, region):
         items = sorted(anchors.values(), key=lambda a: (a['createdAt'], a['trustAnchorId']))
         try:
             size = int(query.get('pageSize', 50))
-            start = int(base64.b64decode(query['nextToken']).decode()) if 'nextToken' in query else 0
+            start = (int(base64.b64decode(query['nextToken']).decode())
+                     if 'nextToken' in query else 0)
         except ValueError:
             result = ('400 Bad Request', 'ValidationException', 'invalid pageSize or nextToken')
         else:

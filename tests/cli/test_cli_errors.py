@@ -1,4 +1,5 @@
-"""Bad input to the stock `custodian run` gets one clear line and a non-zero exit, never a traceback.
+"""Bad input to the stock `custodian run` gets one clear line and a non-zero exit, never a
+traceback.
 
 Settings errors must come before any API call: these runs point at a
 loopback port where nothing listens, so any call would fail differently.
@@ -24,7 +25,8 @@ def dead_endpoint():
 
 
 def run(args, env):
-    proc = run_cli(['custodian', 'run', '-s', os.path.join(os.environ.get('CUSTODIAN_TEST_HOME', '/tmp'), 'out'),
+    home = os.environ.get('CUSTODIAN_TEST_HOME', '/tmp')
+    proc = run_cli(['custodian', 'run', '-s', os.path.join(home, 'out'),
                     '--cache-period', '0'] + args, env)
     errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     return proc, errors
@@ -33,7 +35,8 @@ def run(args, env):
 @pytest.mark.parametrize('key,value,needle', [
     ('allowed_regions', 'us-east-1', 'allowed_regions: expected a list of region names'),
     ('incident_start', 'last tuesday', "incident_start: 'last tuesday' is not an ISO-8601"),
-    ('alowed_regions', ['us-east-1'], "unknown setting 'alowed_regions'; did you mean 'allowed_regions'"),
+    ('alowed_regions', ['us-east-1'],
+     "unknown setting 'alowed_regions'; did you mean 'allowed_regions'"),
 ])
 def test_malformed_vars_stop_before_any_api_call(tmp_path, key, value, needle):
     values = policy_vars()
@@ -69,7 +72,8 @@ def test_missing_credentials_is_one_line(tmp_path):
     proc, errors = run(['--vars-file', vars_file, DETECT, '-r', 'us-east-1'], env)
     assert proc.returncode == 1
     assert errors == ['custodian: error: no AWS credentials found; set AWS_PROFILE, or '
-                      'AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with an instance or task role']
+                      'AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with an instance or '
+                      'task role']
 
 
 def test_region_list_without_global_region_is_refused(tmp_path):

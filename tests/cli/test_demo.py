@@ -41,8 +41,8 @@ def matches(finding, artifact):
 
 def test_demo_report_shows_every_seeded_artifact(tmp_path):
     out = tmp_path / 'demo'
-    proc = run_cli(['python', '-m', 'custodian_ext_dev.demo', '--quick', '-o', str(out)], demo_env(), check=0,
-                   timeout=600)
+    proc = run_cli(['python', '-m', 'custodian_ext_dev.demo', '--quick', '-o', str(out)],
+                   demo_env(), check=0, timeout=600)
     assert 'policy runs written' in proc.stdout  # progress while c7n-org works
     with open(out / 'report' / 'report.json') as fh:
         doc = json.load(fh)

@@ -1,4 +1,5 @@
-"""Periodic (Lambda) mode: `custodian-ext periodic`, deployed by the stock `custodian` and `c7n-org`.
+"""Periodic (Lambda) mode: `custodian-ext periodic`, deployed by the stock `custodian` and
+`c7n-org`.
 
 Against the moto server process: moto creates the functions, rules, targets
 and permissions, but cannot run a function. The handler is run here instead,

@@ -64,7 +64,8 @@ RESPOND_X1 = {
 RESPOND_X7 = {
     'name': 'x7-snapshot-then-terminate',
     'resource': 'aws.ec2',
-    'description': 'Snapshot the volumes of instances outside the allowed regions, then terminate them.',
+    'description': ('Snapshot the volumes of instances outside the allowed regions, then '
+                    'terminate them.'),
     'metadata': {'runbook': 'X7'},
     'tags': ['runbook:X7', 'respond'],
     'conditions': [{'type': 'value', 'key': 'region', 'op': 'not-in',

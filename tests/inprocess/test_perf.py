@@ -1,6 +1,5 @@
 """custodian_ext.perf: the performance layer's session and client sharing, installed as the
 ``custodian`` program installs it (the ``pack_patches`` fixture)."""
-import json
 
 import boto3
 import pytest
@@ -27,8 +26,8 @@ def probe():
     calls = []
     factory = SessionFactory('us-east-1')
     factory.policy_name = 'first-policy'
-    factory.set_subscribers([lambda s: s.events.register('after-call.*.*', lambda **kw: calls.append(1),
-                                                  unique_id='c7n-api-stats')])
+    factory.set_subscribers([lambda s: s.events.register(
+        'after-call.*.*', lambda **kw: calls.append(1), unique_id='c7n-api-stats')])
     session = factory()
     ec2 = session.client('ec2', endpoint_url='http://127.0.0.1:9')
     again = session.client('ec2', endpoint_url='http://127.0.0.1:9')
@@ -50,8 +49,9 @@ def probe():
                         and plain.meta.service_model is ec2.meta.service_model,
         'user_agent': handed._user_agent_creator._session_user_agent_extra,
         'methods': hasattr(plain, 'describe_instances') and hasattr(handed, 'run_instances'),
-        'stats_handler': handed.meta.events._emitter._unique_id_handlers.get('c7n-api-stats') is not None
-                         or handed.meta.events._unique_id_handlers.get('c7n-api-stats') is not None,
+        'stats_handler':
+            handed.meta.events._emitter._unique_id_handlers.get('c7n-api-stats') is not None
+            or handed.meta.events._unique_id_handlers.get('c7n-api-stats') is not None,
     })
 
 

@@ -15,7 +15,8 @@ IDS = [f"{os.path.basename(os.path.dirname(f))}/{p['name']}" for f, p in POLICIE
 
 RUNBOOK_ID = re.compile(r'^(R\d+\.\d+|X\d+)$')
 ACCOUNT_ID = re.compile(r'(?<!\d)\d{12}(?!\d)')
-REGION = re.compile(r'\b(us|eu|ap|sa|ca|me|af|il|mx)-(east|west|north|south|central|northeast|southeast|northwest|southwest)-\d\b')
+REGION = re.compile(r'\b(us|eu|ap|sa|ca|me|af|il|mx)-'
+                    r'(east|west|north|south|central|northeast|southeast|northwest|southwest)-\d\b')
 DATE = re.compile(r'\b20\d\d-\d\d-\d\d')
 
 

@@ -94,7 +94,8 @@ def test_passwords_set_before_the_incident_need_a_reset(aws, tmp_path):
 
 
 def _root_report(password_last_used):
-    return (CREDENTIAL_REPORT_HEADER + f'<root_account>,arn:aws:iam::111122223333:root,2020-01-01T00:00:00+00:00,'
+    return (CREDENTIAL_REPORT_HEADER
+            + '<root_account>,arn:aws:iam::111122223333:root,2020-01-01T00:00:00+00:00,'
             f'not_supported,{password_last_used},not_supported,not_supported,true,false,N/A,N/A,'
             f'N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A\n')
 

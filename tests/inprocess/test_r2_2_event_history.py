@@ -42,7 +42,8 @@ def attacker(aws, name='mallory', admin=True):
 def test_iam_changes_name_who_when_and_from_where(aws, tmp_path):
     key = attacker(aws)
     ec2_trust = json.dumps({'Version': '2012-10-17', 'Statement': [{
-        'Effect': 'Allow', 'Action': 'sts:AssumeRole', 'Principal': {'Service': 'ec2.amazonaws.com'}}]})
+        'Effect': 'Allow', 'Action': 'sts:AssumeRole',
+        'Principal': {'Service': 'ec2.amazonaws.com'}}]})
     aws.client('iam').create_user(UserName='before-incident')
     aws.client('iam').create_role(RoleName='old-role', AssumeRolePolicyDocument=ec2_trust)
     start = incident_boundary()

@@ -169,7 +169,8 @@ def test_html_is_well_formed_self_contained_and_has_every_finding():
         for why in f['why']:
             assert why in cells[6]
     # filters for severity, account and step offer what is in the table
-    selects = {s.get('id'): [o.get('value') for o in s.findall('option')] for s in root.iter('select')}
+    selects = {s.get('id'): [o.get('value') for o in s.findall('option')]
+               for s in root.iter('select')}
     assert selects['filter-severity'] == ['', 'critical', 'high', 'medium']
     assert selects['filter-account'] == ['', 'prod']
     assert selects['filter-step'] == ['', 'R3.3', 'X1', 'X2', 'X6']
@@ -179,7 +180,8 @@ def test_html_is_well_formed_self_contained_and_has_every_finding():
 
 def test_html_escapes_what_resources_contain(tmp_path):
     src = copy_fixture(tmp_path)
-    path = os.path.join(src, 'prod', 'us-east-1', 'x1-quarantined-user-active-keys', 'resources.json')
+    path = os.path.join(src, 'prod', 'us-east-1', 'x1-quarantined-user-active-keys',
+                        'resources.json')
     with open(path) as fh:
         resources = json.load(fh)
     resources[0]['UserName'] = '<script>alert(1)</script>&|x'
@@ -273,7 +275,8 @@ def test_writes_every_format_and_prints_one_to_stdout(tmp_path):
     (['{empty}'], 'the folder is empty; run the policies first'),
     (['{notout}'], 'no Custodian output here (no metadata.json under it)'),
     (['{tmp}/nope'], 'no such folder'),
-    ([FIXTURE, '--format', 'md,pdf'], "--format: unknown format 'pdf'; choose from md, html, json, junit, text"),
+    ([FIXTURE, '--format', 'md,pdf'],
+     "--format: unknown format 'pdf'; choose from md, html, json, junit, text"),
     ([FIXTURE, '--fail-on', 'severe'], "--fail-on: unknown severity 'severe'"),
     ([FIXTURE, '--format', 'md,json', '-o', '-'], '-o -: name exactly one --format'),
     (['{badmeta}'], 'not a Custodian metadata.json'),
@@ -312,7 +315,8 @@ def test_custodian_run_layouts(tmp_path):
 def test_a_detect_policy_that_notifies_still_reports_findings(tmp_path):
     """Only policies that change resources are respond runs; notify does not count."""
     src = copy_fixture(tmp_path, drop=[LIGHTSAIL])
-    path = os.path.join(src, 'prod', 'eu-north-1', 'r3-3-ec2-outside-allowed-regions', 'metadata.json')
+    path = os.path.join(src, 'prod', 'eu-north-1', 'r3-3-ec2-outside-allowed-regions',
+                        'metadata.json')
     with open(path) as fh:
         meta = json.load(fh)
     meta['policy']['tags'] = []  # not even the pack's detect tag
@@ -320,7 +324,8 @@ def test_a_detect_policy_that_notifies_still_reports_findings(tmp_path):
     with open(path, 'w') as fh:
         json.dump(meta, fh)
     doc = document.build(load_runs([src]), now=NOW)
-    assert len([f for f in doc['findings'] if f['policy'] == 'r3-3-ec2-outside-allowed-regions']) == 2
+    assert len([f for f in doc['findings']
+                if f['policy'] == 'r3-3-ec2-outside-allowed-regions']) == 2
     meta['policy']['actions'].append('stop')
     with open(path, 'w') as fh:
         json.dump(meta, fh)

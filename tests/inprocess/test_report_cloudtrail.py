@@ -38,7 +38,8 @@ FLAT = {
     'AccessKeyId': 'AKIAIOSFODNN7EXAMPLE', 'SourceIPAddress': '203.0.113.66',
     'UserAgent': 'aws-cli/2.15.30',
     'Resources': [{'Type': 'AWS::IAM::User', 'Name': 'backdoor-admin'},
-                  {'Type': 'AWS::IAM::Policy', 'Name': 'arn:aws:iam::aws:policy/AdministratorAccess'}],
+                  {'Type': 'AWS::IAM::Policy',
+                   'Name': 'arn:aws:iam::aws:policy/AdministratorAccess'}],
 }
 ROLE = {
     'eventName': 'RunInstances', 'eventTime': '2026-11-28T13:30:00Z',
@@ -106,7 +107,8 @@ def test_reasons_and_report_show_who_did_it(tmp_path, monkeypatch):
     assert f['created_by']['principal'] == 'arn:aws:iam::111111111111:user/deploy-bot'
     assert f['created_by']['source_ip'] == '203.0.113.66'
     assert any('from 203.0.113.66' in w for w in f['why'])
-    assert 'CreateUser backdoor-admin by arn:aws:iam::111111111111:user/deploy-bot' in render.render(doc, 'md')
+    assert ('CreateUser backdoor-admin by arn:aws:iam::111111111111:user/deploy-bot'
+            in render.render(doc, 'md'))
     many = reasons({'c7n:events': [FLAT] * 5 + [LOOKUP]})
     assert len(many) == 4 and many[0].startswith('CreateUser') and many[3] == (
         'and 3 more CloudTrail event(s)')

@@ -1,4 +1,5 @@
-"""X1: users carrying AWS's quarantine marker, with active keys (in-process, against the emulator)."""
+"""X1: users carrying AWS's quarantine marker, with active keys (in-process, against the
+emulator)."""
 import json
 
 from custodian_ext.filters.quarantine import is_aws_managed, markers_of
@@ -22,7 +23,8 @@ def run(aws, tmp_path):
 def test_flags_both_kinds_of_marker_and_names_the_active_keys(aws, tmp_path):
     iam = aws.client('iam')
     inline_keys = _user(iam, 'old-notice')
-    iam.put_user_policy(UserName='old-notice', PolicyName='AWSExposedCredentialPolicy_DO_NOT_REMOVE',
+    iam.put_user_policy(UserName='old-notice',
+                        PolicyName='AWSExposedCredentialPolicy_DO_NOT_REMOVE',
                         PolicyDocument=DENY)
     for version in ('', 'V2', 'V3'):
         _user(iam, f'new-notice{version}')
@@ -33,7 +35,8 @@ def test_flags_both_kinds_of_marker_and_names_the_active_keys(aws, tmp_path):
     assert found['old-notice']['c7n:quarantine-markers'] == [
         {'kind': 'inline', 'PolicyName': 'AWSExposedCredentialPolicy_DO_NOT_REMOVE'}]
     assert [k['AccessKeyId'] for k in found['old-notice']['c7n:matched-keys']] == inline_keys
-    assert found['new-noticeV3']['c7n:quarantine-markers'][0]['PolicyName'] == 'AWSCompromisedKeyQuarantineV3'
+    marker = found['new-noticeV3']['c7n:quarantine-markers'][0]
+    assert marker['PolicyName'] == 'AWSCompromisedKeyQuarantineV3'
 
 
 def test_leaves_alone_unmarked_users_and_marked_users_without_active_keys(aws, tmp_path):
@@ -47,7 +50,8 @@ def test_leaves_alone_unmarked_users_and_marked_users_without_active_keys(aws, t
     iam.put_user_policy(UserName='other-inline', PolicyName='SomethingElse', PolicyDocument=DENY)
     # A customer policy that only borrows the name is not AWS's marker.
     _user(iam, 'impostor')
-    arn = iam.create_policy(PolicyName='AWSCompromisedKeyQuarantineV2', PolicyDocument=DENY)['Policy']['Arn']
+    arn = iam.create_policy(PolicyName='AWSCompromisedKeyQuarantineV2',
+                            PolicyDocument=DENY)['Policy']['Arn']
     iam.attach_user_policy(UserName='impostor', PolicyArn=arn)
     assert run(aws, tmp_path) == {}
 
@@ -56,7 +60,8 @@ def test_only_active_keys_are_matched(aws, tmp_path):
     iam = aws.client('iam')
     keys = _user(iam, 'leaky', keys=2)
     iam.update_access_key(UserName='leaky', AccessKeyId=keys[0], Status='Inactive')
-    iam.attach_user_policy(UserName='leaky', PolicyArn='arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantine')
+    iam.attach_user_policy(UserName='leaky',
+                           PolicyArn='arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantine')
     found = run(aws, tmp_path)
     assert [k['AccessKeyId'] for k in found['leaky']['c7n:matched-keys']] == [keys[1]]
 

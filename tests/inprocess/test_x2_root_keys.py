@@ -48,7 +48,8 @@ def test_report_polling_waits_for_complete_then_reads():
         stub.add_response('generate_credential_report', {'State': 'INPROGRESS'})
         stub.add_response('generate_credential_report', {'State': 'COMPLETE'})
         stub.add_response('get_credential_report', {
-            'Content': (CREDENTIAL_REPORT_HEADER + '<root_account>,arn,x,not_supported,N/A,not_supported,'
+            'Content': (CREDENTIAL_REPORT_HEADER
+                        + '<root_account>,arn,x,not_supported,N/A,not_supported,'
                         'not_supported,true,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,'
                         'false,N/A,false,N/A\n').encode(),
             'ReportFormat': 'text/csv', 'GeneratedTime': datetime.datetime(2026, 11, 28)})

@@ -13,7 +13,8 @@ from tests.support import load_policy, policy_vars, run_policy
 
 def test_groups_and_templates_changed_since_the_incident(aws, tmp_path):
     ec2, asg = aws.client('ec2'), aws.client('autoscaling')
-    builder = ec2.run_instances(ImageId=AMI_X86, MinCount=1, MaxCount=1)['Instances'][0]['InstanceId']
+    [builder] = [i['InstanceId'] for i in ec2.run_instances(
+        ImageId=AMI_X86, MinCount=1, MaxCount=1)['Instances']]
     golden = ec2.create_image(InstanceId=builder, Name='app-golden')['ImageId']
     app = ec2.create_launch_template(LaunchTemplateName='app', LaunchTemplateData={
         'ImageId': golden, 'InstanceType': 't3.small'})['LaunchTemplate']['LaunchTemplateId']

@@ -61,7 +61,8 @@ def test_restores_from_newest_snapshot_before_incident_and_leaves_the_volume(aws
     assert set(res) == {root, data, lonely}  # only flagged volumes, or on a flagged instance
     assert res[data]['status'] == 'done' and res[data]['snapshot_id'] == good
     assert res[data]['ignored_snapshots'] == 1
-    assert res[data]['attached_to'] == [{'InstanceId': instance['InstanceId'], 'Device': '/dev/sdf'}]
+    assert res[data]['attached_to'] == [
+        {'InstanceId': instance['InstanceId'], 'Device': '/dev/sdf'}]
     assert res[root]['status'] == 'done' and res[root]['snapshot_id'] == root_snap
     assert res[lonely]['status'] == 'skipped'
     assert 'no completed snapshot from before incident_start' in res[lonely]['reason']

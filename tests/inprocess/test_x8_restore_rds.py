@@ -96,7 +96,8 @@ def test_restores_before_the_incident_into_new_instances(aws, tmp_path):
     run_policy(load_policy('recover/x8.yml', POLICY), variables, account=aws,
                output_dir=str(tmp_path / 'again'))
     again = results(tmp_path / 'again')
-    assert again['orders']['status'] == 'skipped' and 'already restored' in again['orders']['reason']
+    assert again['orders']['status'] == 'skipped'
+    assert 'already restored' in again['orders']['reason']
     assert len(rds.describe_db_instances()['DBInstances']) == 6
 
 
@@ -107,7 +108,8 @@ def db_resource(name):
     return {
         'DBInstanceIdentifier': name, 'DBInstanceClass': 'db.r6g.large', 'MultiAZ': True,
         'BackupRetentionPeriod': 7, 'Engine': 'mysql',
-        'LatestRestorableTime': datetime.datetime(2026, 11, 28, 12, 0, tzinfo=datetime.timezone.utc),
+        'LatestRestorableTime':
+            datetime.datetime(2026, 11, 28, 12, 0, tzinfo=datetime.timezone.utc),
         'DBSubnetGroup': {'DBSubnetGroupName': 'prod-db'},
         'VpcSecurityGroups': [{'VpcSecurityGroupId': 'sg-0aaa', 'Status': 'active'},
                               {'VpcSecurityGroupId': 'sg-0bbb', 'Status': 'active'}],

@@ -27,8 +27,8 @@ def policy():
 
 
 def run(aws, out, start, **overrides):
-    return run_policy(policy(), policy_vars(incident_start=start, incident_id=INCIDENT, **overrides),
-                      account=aws, output_dir=str(out))
+    variables = policy_vars(incident_start=start, incident_id=INCIDENT, **overrides)
+    return run_policy(policy(), variables, account=aws, output_dir=str(out))
 
 
 def read_results(out):
@@ -90,7 +90,8 @@ def seed_before(s3, bucket):
 def attack(s3, bucket):
     """Ransomware: re-encrypt some objects, delete others, leave a note."""
     for i in (0, 1, 2):  # client-side re-encryption: a new version with other bytes
-        s3.put_object(Bucket=bucket, Key=f'data/file-{i}.csv', Body=b'\x00ENCRYPTED' + bytes([i]) * 64,
+        s3.put_object(Bucket=bucket, Key=f'data/file-{i}.csv',
+                      Body=b'\x00ENCRYPTED' + bytes([i]) * 64,
                       Metadata={'x-locked': 'yes'})
     s3.delete_object(Bucket=bucket, Key='data/file-3.csv')  # deleted
     s3.delete_object(Bucket=bucket, Key='data/file-4.csv')  # deleted twice
@@ -213,7 +214,8 @@ def test_preview_changes_nothing_and_only_flagged_buckets_of_the_region_are_rest
     make_bucket(s3, other, flag=False)
     make_bucket(s3, unversioned, versioning=False)
     s3_eu = aws.client('s3', 'eu-west-1')
-    s3_eu.create_bucket(Bucket=abroad, CreateBucketConfiguration={'LocationConstraint': 'eu-west-1'})
+    s3_eu.create_bucket(Bucket=abroad,
+                        CreateBucketConfiguration={'LocationConstraint': 'eu-west-1'})
     s3_eu.put_bucket_versioning(Bucket=abroad, VersioningConfiguration={'Status': 'Enabled'})
     s3_eu.put_bucket_tagging(Bucket=abroad, Tagging={'TagSet': [
         {'Key': 'incident-restore', 'Value': INCIDENT}]})
@@ -277,7 +279,8 @@ def v(vid, when, latest=False, etag='"e1"', size=10, marker=False):
     # untouched: current version from before the incident
     ([v('1', '2026-11-28T09:00:00Z', True)], [], False, None),
     # deleted before the incident and not touched since: nothing to do
-    ([v('1', '2026-11-28T08:00:00Z')], [v('m', '2026-11-28T09:00:00Z', True, marker=True)], False, None),
+    ([v('1', '2026-11-28T08:00:00Z')], [v('m', '2026-11-28T09:00:00Z', True, marker=True)],
+     False, None),
     # written exactly at incident_start counts as after
     ([v('2', '2026-11-28T09:30:00Z', True, etag='"x"'), v('1', '2026-11-28T09:00:00Z')], [], False,
      ('copy', '1')),

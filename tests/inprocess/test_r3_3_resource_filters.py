@@ -170,7 +170,8 @@ def test_bucket_checks_raise_when_a_bucket_detail_was_denied(stubs):
     ok = {'Name': 'fine', 'Policy': None, 'Location': {}}
     assert readable.process([ok]) == [ok]
     denied = {'Name': 'locked', 'Location': {}, 'c7n:DeniedMethods': ['get_bucket_policy']}
-    with pytest.raises(PolicyExecutionError, match=r'locked \(get_bucket_policy\).*s3:GetBucketPolicy'):
+    with pytest.raises(PolicyExecutionError,
+                       match=r'locked \(get_bucket_policy\).*s3:GetBucketPolicy'):
         readable.process([ok, denied])
 
 

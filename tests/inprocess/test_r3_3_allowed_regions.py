@@ -4,7 +4,7 @@ In-process against the emulator, in the session's seeded account
 (``tests/seed_resources.py`` ``compromised_world``), whose allowed regions
 hold instances, volumes, functions and the rest. Every botocore call is
 counted. The other resource-check tests read the output of one real
-``custodian run`` sweep (tests/cli/test_resource_sweep.py).
+``custodian run`` sweep (tests/cli/test_r3_3_resource_sweep.py).
 """
 import json
 import os

@@ -7,6 +7,7 @@ reading of ``revoke-assumable-role-sessions``.
 import copy
 import json
 import os
+import re
 
 import pytest
 import yaml
@@ -36,7 +37,8 @@ def policy(data=HEALTH, region='us-east-1', **values):
     from c7n.resources import load_resources
     load_resources(('aws.iam-user',))
     p = Policy(copy.deepcopy(data), Config.empty(region=region, account_id=ACCOUNT_ID))
-    p.expand_variables(p.get_variables(policy_vars(**dict({'notify_transport': TRANSPORT}, **values))))
+    variables = policy_vars(**dict({'notify_transport': TRANSPORT}, **values))
+    p.expand_variables(p.get_variables(variables))
     return p
 
 
@@ -69,7 +71,7 @@ def test_no_notify_transport_refuses_in_one_line():
 def test_a_react_policy_that_could_not_work_is_refused(change, message):
     data = copy.deepcopy(HEALTH)
     change(data)
-    with pytest.raises(PolicyValidationError, match=message.replace('[', r'\[').replace(']', r'\]')):
+    with pytest.raises(PolicyValidationError, match=re.escape(message)):
         policy(data).validate()
 
 
@@ -202,7 +204,8 @@ def test_readme_lists_every_permission_of_the_execution_role():
 
 
 def test_schema_check_sees_example_settings_where_a_mapping_goes():
-    """c7n checks the schema before substituting settings; transport: '{notify_transport}' passes."""
+    """c7n checks the schema before substituting settings; transport: '{notify_transport}'
+    passes."""
     from c7n import schema
     from custodian_ext import patches
     patches.install('lambda')

@@ -1,4 +1,5 @@
-"""The pack's hooks into c7n: region placement, validation before substitution."""
+"""The policy patches (custodian_ext/patches/policy.py) and region placement (regions.py):
+validation before substitution, global_region first."""
 import pytest
 from c7n.config import Config
 from c7n.exceptions import PolicyValidationError

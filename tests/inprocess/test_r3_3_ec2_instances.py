@@ -22,7 +22,8 @@ def _launch(aws, region, itype='t3.micro', stop=False):
 def test_r3_3_flags_running_and_stopped_instances_outside_allowed_regions(aws, tmp_path):
     running = _launch(aws, 'eu-north-1', 'p3.2xlarge')
     stopped = _launch(aws, 'eu-north-1', stop=True)
-    found = run_policy(R33, policy_vars(), region='eu-north-1', account=aws, output_dir=str(tmp_path))
+    found = run_policy(R33, policy_vars(), region='eu-north-1', account=aws,
+                       output_dir=str(tmp_path))
     assert {r['InstanceId'] for r in found} == {running, stopped}
 
 

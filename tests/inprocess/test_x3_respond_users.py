@@ -1,16 +1,15 @@
-"""X3 unknown users (export, then Custodian's delete) and X4 console passwords, in-process
-against the emulator. ListServiceSpecificCredentials comes from the emulator's extension."""
+"""X3 unknown users (export, then Custodian's delete), in-process against the emulator.
+ListServiceSpecificCredentials comes from the emulator's extension."""
 import json
 import os
 
 import pytest
 from c7n.exceptions import PolicyExecutionError
 
-from tests.support import client_error, fast_client, inject_faults, load_policy, policy_vars, run_policy
+from tests.support import (
+    client_error, fast_client, inject_faults, load_policy, policy_vars, run_policy)
 
 DELETE_UNKNOWN = load_policy('respond/x3.yml', 'x3-delete-unknown-users')
-RESET = load_policy('respond/x4.yml', 'x4-require-password-reset')
-REMOVE_CONSOLE = load_policy('respond/x4.yml', 'x4-remove-console-access')
 ALLOW = json.dumps({'Version': '2012-10-17', 'Statement': [
     {'Effect': 'Allow', 'Action': '*', 'Resource': '*'}]})
 
@@ -32,7 +31,8 @@ def backdoor(iam, name):
     iam.put_user_policy(UserName=name, PolicyName='admin', PolicyDocument=ALLOW)
     iam.attach_user_policy(UserName=name, PolicyArn='arn:aws:iam::aws:policy/AdministratorAccess')
     iam.add_user_to_group(UserName=name, GroupName='ops')
-    serial = iam.create_virtual_mfa_device(VirtualMFADeviceName=name)['VirtualMFADevice']['SerialNumber']
+    serial = iam.create_virtual_mfa_device(
+        VirtualMFADeviceName=name)['VirtualMFADevice']['SerialNumber']
     iam.enable_mfa_device(UserName=name, SerialNumber=serial, AuthenticationCode1='123456',
                           AuthenticationCode2='654321')
     return key
@@ -50,20 +50,23 @@ def test_exports_every_detail_then_deletes_only_unknown_users(aws, tmp_path):
     assert users(iam) == {'alice', 'deploy-bot'}
     res = results(str(tmp_path), 'x3-delete-unknown-users', 'export-user')['svc-backup']
     assert res['status'] == 'done' and res['evidence'] == 'output:evidence-iam-user-svc-backup.json'
-    with open(os.path.join(tmp_path, 'x3-delete-unknown-users', 'evidence-iam-user-svc-backup.json')) as fh:
+    with open(os.path.join(tmp_path, 'x3-delete-unknown-users',
+                           'evidence-iam-user-svc-backup.json')) as fh:
         doc = json.load(fh)['document']
     assert doc['User']['UserName'] == 'svc-backup'
     assert doc['InlinePolicies']['admin']['Statement'][0]['Action'] == '*'
     assert [p['PolicyName'] for p in doc['AttachedPolicies']] == ['AdministratorAccess']
     assert [g['GroupName'] for g in doc['Groups']] == ['ops']
-    assert [k['AccessKeyId'] for k in doc['AccessKeys']] == [key] and 'AccessKeyLastUsed' in doc['AccessKeys'][0]
+    assert [k['AccessKeyId'] for k in doc['AccessKeys']] == [key]
+    assert 'AccessKeyLastUsed' in doc['AccessKeys'][0]
     assert doc['LoginProfile']['UserName'] == 'svc-backup'
     assert len(doc['MFADevices']) == 1
     assert doc['SigningCertificates'] == [] and doc['SSHPublicKeys'] == []
     assert doc['ServiceSpecificCredentials'] == []
 
 
-def test_no_user_is_deleted_when_an_export_fails_or_known_users_is_empty(aws, tmp_path, monkeypatch):
+def test_no_user_is_deleted_when_an_export_fails_or_known_users_is_empty(
+        aws, tmp_path, monkeypatch):
     iam = fast_client(aws, 'iam')
     iam.create_group(GroupName='ops')
     iam.create_user(UserName='alice')
@@ -72,7 +75,8 @@ def test_no_user_is_deleted_when_an_export_fails_or_known_users_is_empty(aws, tm
     everyone = users(iam)
 
     with pytest.raises(PolicyExecutionError, match='known_users is empty'):
-        run_policy(DELETE_UNKNOWN, policy_vars(known_users=[]), account=aws, output_dir=str(tmp_path / 'empty'))
+        run_policy(DELETE_UNKNOWN, policy_vars(known_users=[]), account=aws,
+                   output_dir=str(tmp_path / 'empty'))
     assert users(iam) == everyone
 
     def fail_for_one(params, call):
@@ -86,37 +90,6 @@ def test_no_user_is_deleted_when_an_export_fails_or_known_users_is_empty(aws, tm
                    output_dir=str(tmp_path / 'fault'))
     assert users(iam) == everyone  # Custodian's delete never ran
     res = results(str(tmp_path / 'fault'), 'x3-delete-unknown-users', 'export-user')
-    assert res['intruder-1']['status'] == 'failed' and 'ServiceFailure' in res['intruder-1']['reason']
+    assert res['intruder-1']['status'] == 'failed'
+    assert 'ServiceFailure' in res['intruder-1']['reason']
     assert res['intruder-2']['status'] == 'done'
-
-
-def test_passwords_reset_for_kept_users_and_removed_for_the_others(aws, tmp_path, monkeypatch):
-    iam = fast_client(aws, 'iam')
-    for name in ('alice', 'bob', 'eve', 'mallory'):
-        iam.create_user(UserName=name)
-    for name in ('alice', 'eve'):
-        iam.create_login_profile(UserName=name, Password='Old-Password-1!')
-    known = policy_vars(known_users=['alice', 'bob'])
-    seen = inject_faults(monkeypatch)
-
-    found = run_policy(RESET, known, account=aws, output_dir=str(tmp_path))
-    assert [r['UserName'] for r in found] == ['alice']
-    assert iam.get_login_profile(UserName='alice')['LoginProfile']['PasswordResetRequired'] is True
-    [update] = [p for op, p in seen if op == 'UpdateLoginProfile']
-    assert update['UserName'] == 'alice' and len(update['Password']) >= 32
-    assert update['Password'] != 'Old-Password-1!'
-    assert results(str(tmp_path), 'x4-require-password-reset', 'require-password-reset')['alice'][
-        'randomized'] is True
-
-    found = run_policy(REMOVE_CONSOLE, known, account=aws, output_dir=str(tmp_path))
-    assert [r['UserName'] for r in found] == ['eve']
-    with pytest.raises(iam.exceptions.NoSuchEntityException):
-        iam.get_login_profile(UserName='eve')
-    assert iam.get_login_profile(UserName='alice')  # kept users keep console access
-    res = results(str(tmp_path), 'x4-remove-console-access', 'remove-console-access')['eve']
-    assert res['status'] == 'done' and res['login_profile']['UserName'] == 'eve'
-
-    iam.create_login_profile(UserName='mallory', Password='Old-Password-1!')
-    with pytest.raises(PolicyExecutionError, match='known_users is empty'):
-        run_policy(REMOVE_CONSOLE, policy_vars(known_users=[]), account=aws, output_dir=str(tmp_path / 'e'))
-    assert iam.get_login_profile(UserName='mallory') and iam.get_login_profile(UserName='alice')

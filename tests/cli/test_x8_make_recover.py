@@ -26,7 +26,8 @@ FLAG = [{'Key': 'incident-restore', 'Value': INCIDENT}]
 def make(args, env):
     proc = subprocess.run(['make', '-s', '--no-print-directory'] + args, cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f"make {' '.join(args)}: {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    assert proc.returncode == 0, (f"make {' '.join(args)}: {proc.returncode}\n"
+                                  f'{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}')
     return proc
 
 
@@ -81,7 +82,8 @@ def test_make_recover_dry_run_then_confirmed(account, tmp_path):
         [s3_result] = json.load(fh)
     assert s3_result['status'] == 'done'
     assert s3_result['counts'] == {'examined': 5, 'restored': 3, 'undeleted': 1, 'untouched': 1}
-    with open(out / 'x8-ebs-restore-from-snapshot' / 'action-results-restore-from-snapshot.json') as fh:
+    ebs_dir = out / 'x8-ebs-restore-from-snapshot'
+    with open(ebs_dir / 'action-results-restore-from-snapshot.json') as fh:
         [ebs_result] = json.load(fh)
     assert (ebs_result['resource_id'], ebs_result['snapshot_id']) == (volume, snap)
     assert ebs_result['status'] == 'done'

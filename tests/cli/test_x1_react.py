@@ -103,7 +103,8 @@ def test_deploy_creates_both_functions_with_their_notice_rules(deployed):
         name = 'custodian-' + policy
         f = functions[name]
         assert (f['Runtime'], f['Handler'], f['Role'], f['Timeout']) == (
-            'python3.11', 'custodian_ext.handler.run', f'arn:aws:iam::{account.id}:role/{ROLE}', 300)
+            'python3.11', 'custodian_ext.handler.run', f'arn:aws:iam::{account.id}:role/{ROLE}',
+            300)
         tags = lam.list_tags(Resource=f['FunctionArn'])['Tags']
         assert tags['policy-pack'] == 'custodian-ext' and tags['policy-pack-runbook'] == 'X1'
         assert 'policy-pack-version' in tags
@@ -157,7 +158,8 @@ def config_json(policy):
 
 @pytest.fixture
 def invoke(deployed, monkeypatch, tmp_path):
-    """``invoke(policy name, event, values=None)``: the pack's handler, in-process, as Lambda calls it."""
+    """``invoke(policy name, event, values=None)``: the pack's handler, in-process, as Lambda
+    calls it."""
     import logging
     from tests.support import reset_sessions
     account = deployed['account']
@@ -244,7 +246,8 @@ def seed_user(iam, name, keys=1, status=None):
 
 
 def key_status(iam, name):
-    return {k['AccessKeyId']: k['Status'] for k in iam.list_access_keys(UserName=name)['AccessKeyMetadata']}
+    return {k['AccessKeyId']: k['Status']
+            for k in iam.list_access_keys(UserName=name)['AccessKeyMetadata']}
 
 
 def user_tags(iam, name):
@@ -272,7 +275,8 @@ def test_health_notice_from_the_deployed_zip_deactivates_exactly_the_named_key(d
         {'Service': 'lambda.amazonaws.com'}))
     iam.put_user_policy(UserName='deploy-bot', PolicyName='assume-ops', PolicyDocument=json.dumps({
         'Version': '2012-10-17', 'Statement': [{'Effect': 'Allow', 'Action': 'sts:AssumeRole',
-                                                'Resource': f'arn:aws:iam::{account.id}:role/ops-*'}]}))
+                                                'Resource':
+                                                   f'arn:aws:iam::{account.id}:role/ops-*'}]}))
     event = sample('health-exposed-key.json', account.id, leaked)
 
     policy = deployed_policy(account, deployed['values'], HEALTH_POLICY)
@@ -401,7 +405,8 @@ def test_unknown_keys_and_users_are_reported_and_change_nothing(deployed, invoke
         (ADVISOR_POLICY, sample('advisor-exposed-key.json', account.id, mine, user='nobody'),
          [{'key': mine, 'user': 'nobody', 'outcome': 'unknown-user',
            'reason': f'no IAM user nobody in account {account.id}'}]),
-        (ADVISOR_POLICY, sample('advisor-exposed-key.json', account.id, mine, user='<root_account>'),
+        (ADVISOR_POLICY,
+         sample('advisor-exposed-key.json', account.id, mine, user='<root_account>'),
          [{'key': mine, 'user': '<root_account>', 'outcome': 'root-key',
            'reason': 'a root user access key: only the root user can deactivate it (X2); '
                      'sign in as root and delete it now'}]),

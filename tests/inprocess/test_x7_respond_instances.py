@@ -28,7 +28,8 @@ def launch(ec2, count=1, tags=(), user_data='', data_volume=True):
     # /dev/sda1 while the image's RootDeviceName is /dev/xvda, which AWS never does.
     mappings = [{'DeviceName': '/dev/xvda', 'Ebs': {'VolumeSize': 8}}]
     if data_volume:
-        mappings.append({'DeviceName': '/dev/sdf', 'Ebs': {'VolumeSize': 1, 'DeleteOnTermination': False}})
+        mappings.append({'DeviceName': '/dev/sdf',
+                         'Ebs': {'VolumeSize': 1, 'DeleteOnTermination': False}})
     return [i['InstanceId'] for i in ec2.run_instances(
         ImageId=AMI_X86, MinCount=count, MaxCount=count, UserData=user_data,
         BlockDeviceMappings=mappings,
@@ -37,7 +38,8 @@ def launch(ec2, count=1, tags=(), user_data='', data_volume=True):
 
 
 def state(ec2, iid):
-    return ec2.describe_instances(InstanceIds=[iid])['Reservations'][0]['Instances'][0]['State']['Name']
+    [reservation] = ec2.describe_instances(InstanceIds=[iid])['Reservations']
+    return reservation['Instances'][0]['State']['Name']
 
 
 def results(out, policy, action='snapshot-before-terminate'):
@@ -61,7 +63,8 @@ def test_keeps_evidence_snapshots_every_volume_isolates_then_terminates(aws, tmp
     stopped = launch(ec2, tags=[CONTAIN])[0]
     ec2.stop_instances(InstanceIds=[stopped])
     other = launch(ec2, tags=[{'Key': 'custodian-ext:contain', 'Value': 'another-incident'}])[0]
-    volumes = {i['InstanceId']: {m['Ebs']['VolumeId']: m['DeviceName'] for m in i['BlockDeviceMappings']}
+    volumes = {i['InstanceId']: {m['Ebs']['VolumeId']: m['DeviceName']
+                                 for m in i['BlockDeviceMappings']}
                for r in ec2.describe_instances(InstanceIds=[running, stopped])['Reservations']
                for i in r['Instances']}
     throttled = []
@@ -92,9 +95,11 @@ def test_keeps_evidence_snapshots_every_volume_isolates_then_terminates(aws, tmp
             assert tags['custodian-ext:policy'] == 'x7-snapshot-then-terminate'
         assert {s['state'] for s in res[iid]['snapshots']} == {'completed'}
         _, _, key = res[iid]['evidence'][len('s3://'):].partition('/')
-        assert res[iid]['evidence'].startswith(f's3://{bucket}/') and key.startswith(f'incident/{aws.id}/us-east-1/ec2/{iid}/')
+        assert res[iid]['evidence'].startswith(f's3://{bucket}/')
+        assert key.startswith(f'incident/{aws.id}/us-east-1/ec2/{iid}/')
         doc = json.loads(s3.get_object(Bucket=bucket, Key=key)['Body'].read())
-        assert doc['document']['InstanceId'] == iid and doc['policy'] == 'x7-snapshot-then-terminate'
+        assert doc['document']['InstanceId'] == iid
+        assert doc['policy'] == 'x7-snapshot-then-terminate'
     assert doc['document']['BlockDeviceMappings']
     running_doc = json.loads(s3.get_object(
         Bucket=bucket, Key=res[running]['evidence'].split('/', 3)[3])['Body'].read())
@@ -106,7 +111,8 @@ def test_keeps_evidence_snapshots_every_volume_isolates_then_terminates(aws, tmp
     assert list(res[running]['isolation']['original_groups'].values())[0] != [group]
 
 
-def test_one_failure_per_kind_leaves_that_instance_alone_and_the_rest_complete(aws, tmp_path, monkeypatch):
+def test_one_failure_per_kind_leaves_that_instance_alone_and_the_rest_complete(
+        aws, tmp_path, monkeypatch):
     """In one batch: CreateSnapshots fails for one instance, another's snapshot ends in
     state error, a third's snapshot is deleted before it is checked (DescribeSnapshots
     then fails for the whole batch), the fourth completes. Only the fourth is
@@ -150,9 +156,11 @@ def test_one_failure_per_kind_leaves_that_instance_alone_and_the_rest_complete(a
     assert res[snapshot_errors]['status'] == 'failed'
     assert f'snapshot {broken[0]} of /dev/' in res[snapshot_errors]['reason']
     assert 'ended in state error: injected: internal error' in res[snapshot_errors]['reason']
-    assert res[snapshot_deleted]['status'] == 'failed' and 'no longer exists' in res[snapshot_deleted]['reason']
+    assert res[snapshot_deleted]['status'] == 'failed'
+    assert 'no longer exists' in res[snapshot_deleted]['reason']
     assert res[fine]['status'] == 'done'
-    with open(os.path.join(tmp_path, 'x7-snapshot-then-terminate', f'evidence-ec2-{fine}.json')) as fh:
+    with open(os.path.join(tmp_path, 'x7-snapshot-then-terminate',
+                           f'evidence-ec2-{fine}.json')) as fh:
         assert json.load(fh)['document']['InstanceId'] == fine
 
 
@@ -168,7 +176,8 @@ def test_snapshots_not_completed_in_time_leave_the_instance_running(aws, tmp_pat
         return out
 
     clock = [0.0]
-    monkeypatch.setattr(snapshot_module.SnapshotBeforeTerminate, 'clock', staticmethod(lambda: clock[0]))
+    monkeypatch.setattr(snapshot_module.SnapshotBeforeTerminate, 'clock',
+                        staticmethod(lambda: clock[0]))
     monkeypatch.setattr(snapshot_module.SnapshotBeforeTerminate, 'sleep',
                         staticmethod(lambda s: clock.__setitem__(0, clock[0] + s)))
     seen = inject_faults(monkeypatch, DescribeSnapshots=pending)
@@ -223,7 +232,8 @@ def test_outside_allowed_regions_snapshot_then_stop(aws, tmp_path):
     [miner] = launch(far)
     [home] = launch(near)
     variables = policy_vars(allowed_regions=['us-east-1'])
-    run_policy(STOP_OUTSIDE, variables, region='eu-north-1', account=aws, output_dir=str(tmp_path / 'far'))
+    run_policy(STOP_OUTSIDE, variables, region='eu-north-1', account=aws,
+               output_dir=str(tmp_path / 'far'))
     assert run_policy(STOP_OUTSIDE, variables, region='us-east-1', account=aws,
                       output_dir=str(tmp_path / 'near')) == []
     assert state(far, miner) == 'stopped' and state(near, home) == 'running'
@@ -232,7 +242,8 @@ def test_outside_allowed_regions_snapshot_then_stop(aws, tmp_path):
     assert len(evidence_snapshots(far, miner)) == 2
     tags = {t['Key']: t['Value'] for t in far.describe_instances(InstanceIds=[miner])[
         'Reservations'][0]['Instances'][0]['Tags']}
-    assert tags['custodian-ext:contained'] == 'incident' and tags['custodian-ext:isolated'] == 'incident'
+    assert tags['custodian-ext:contained'] == 'incident'
+    assert tags['custodian-ext:isolated'] == 'incident'
 
 
 def test_evidence_that_cannot_be_written_stops_everything_for_that_instance(aws, tmp_path):

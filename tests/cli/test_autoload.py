@@ -41,7 +41,8 @@ def test_without_the_pth_gate_the_filter_is_unknown(tmp_path):
 
 
 def test_unrelated_python_programs_do_not_import_the_pack():
-    code = "import sys; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('c7n', 'custodian_ext', 'c7n_org', 'boto3'))))"
+    code = ("import sys; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] "
+            "in ('c7n', 'custodian_ext', 'c7n_org', 'boto3'))))")
     env = {k: v for k, v in os.environ.items() if k != 'CUSTODIAN_EXT_AUTOLOAD'}
     out = subprocess.run([sys.executable, '-c', 'import json; ' + code], env=env,
                          capture_output=True, text=True, check=True).stdout
@@ -62,7 +63,8 @@ def test_custodian_run_executes_pack_filter(account, tmp_path):
 
 
 def test_c7n_org_workers_run_pack_filters(emulator, account, tmp_path):
-    """c7n-org assumes each account's role and runs the pack's policy file in its worker processes."""
+    """c7n-org assumes each account's role and runs the pack's policy file in its worker
+    processes."""
     quarantine_user(account)
     account.client('iam').create_user(UserName='bystander')
     accounts = {'vars': policy_vars(), 'accounts': [{
@@ -80,7 +82,8 @@ def test_c7n_org_workers_run_pack_filters(emulator, account, tmp_path):
     with open(path) as fh:
         assert [u['UserName'] for u in json.load(fh)] == ['leaky'], proc.stderr
     # global policy: skipped on purpose outside global_region, and says so
-    assert (out / 'prod' / 'us-west-2' / 'x1-quarantined-user-active-keys' / 'skipped.json').exists()
+    skipped = out / 'prod' / 'us-west-2' / 'x1-quarantined-user-active-keys' / 'skipped.json'
+    assert skipped.exists()
 
 
 def test_custodian_run_with_date_setting_in_a_stock_value_filter(account, tmp_path):

@@ -31,7 +31,8 @@ def make_respond(account, tmp_path, out, confirm):
             f'RESPOND_OUT={out}', 'REGIONS=us-east-1 eu-north-1']
     if confirm:
         args.append('CONFIRM=yes')
-    return subprocess.run(args, cwd=REPO, env=account.env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(args, cwd=REPO, env=account.env, capture_output=True, text=True,
+                          timeout=600)
 
 
 def seed(account):
@@ -52,7 +53,8 @@ def seed(account):
     miner = ec2.run_instances(
         ImageId=AMI_X86, MinCount=1, MaxCount=1,
         BlockDeviceMappings=[{'DeviceName': '/dev/xvda', 'Ebs': {'VolumeSize': 8}}],
-        TagSpecifications=[{'ResourceType': 'instance', 'Tags': [CONTAIN]}])['Instances'][0]['InstanceId']
+        TagSpecifications=[{'ResourceType': 'instance', 'Tags': [CONTAIN]}]
+    )['Instances'][0]['InstanceId']
     vol = ec2.create_volume(AvailabilityZone='us-east-1a', Size=1)['VolumeId']
     shared = ec2.create_snapshot(VolumeId=vol)['SnapshotId']
     ec2.modify_snapshot_attribute(SnapshotId=shared, Attribute='createVolumePermission',
@@ -66,7 +68,8 @@ def state(account):
     instances = {i['InstanceId']: i['State']['Name'] for c in (ec2, far)
                  for r in c.describe_instances()['Reservations'] for i in r['Instances']}
     return {
-        'keys': {u: {k['AccessKeyId']: k['Status'] for k in iam.list_access_keys(UserName=u)['AccessKeyMetadata']}
+        'keys': {u: {k['AccessKeyId']: k['Status']
+                     for k in iam.list_access_keys(UserName=u)['AccessKeyMetadata']}
                  for u in ('deploy-bot', 'legacy-etl', 'alice')},
         'users': {u['UserName'] for u in iam.list_users()['Users']},
         'instances': instances,
@@ -109,7 +112,8 @@ def test_make_respond_dry_run_changes_nothing_then_confirm_contains(account, tmp
     assert set(after['keys']['deploy-bot'].values()) == {'Inactive'}
     assert set(after['keys']['legacy-etl'].values()) == {'Inactive'}
     assert after['keys']['alice'] == before['keys']['alice']
-    tags = {t['Key']: t['Value'] for t in account.client('iam').list_user_tags(UserName='deploy-bot')['Tags']}
+    tags = {t['Key']: t['Value']
+            for t in account.client('iam').list_user_tags(UserName='deploy-bot')['Tags']}
     assert list(before['keys']['deploy-bot'])[0] in tags[RECORD_TAG]
     # X3: the attacker's user is gone, its details kept in the evidence bucket.
     assert after['users'] == before['users'] - {'backdoor'}
@@ -119,7 +123,8 @@ def test_make_respond_dry_run_changes_nothing_then_confirm_contains(account, tmp
     assert after['revoked'] == ['AWSRevokeOlderSessions']
     assert ct.get_trail_status(Name=seeded['trail'])['IsLogging']
     assert account.client('ec2').describe_snapshot_attribute(
-        SnapshotId=seeded['shared'], Attribute='createVolumePermission')['CreateVolumePermissions'] == []
+        SnapshotId=seeded['shared'], Attribute='createVolumePermission'
+    )['CreateVolumePermissions'] == []
     # X7: the marked instance terminated after its snapshots; the out-of-region miners
     # stopped after theirs; nothing else changed.
     assert after['instances'][seeded['miner']] == 'terminated'
@@ -131,5 +136,6 @@ def test_make_respond_dry_run_changes_nothing_then_confirm_contains(account, tmp
     changed = {i for i in before['instances'] if before['instances'][i] != after['instances'][i]}
     assert changed == {seeded['miner']} | {r['resource_id'] for r in far
                                            if before['instances'][r['resource_id']] == 'running'}
-    assert os.path.exists(os.path.join(out, 'us-east-1', 'x7-snapshot-then-stop-outside-allowed-regions',
+    assert os.path.exists(os.path.join(out, 'us-east-1',
+                                       'x7-snapshot-then-stop-outside-allowed-regions',
                                        'skipped.json'))

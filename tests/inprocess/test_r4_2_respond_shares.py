@@ -1,4 +1,4 @@
-"""R2.1 restart-logging and R4.2 revoke-shares, in-process against the emulator."""
+"""R4.2 revoke-shares, in-process against the emulator."""
 import json
 import os
 
@@ -8,7 +8,6 @@ from c7n.exceptions import PolicyExecutionError
 from custodian_ext_dev.emulator import AMI_X86
 from tests.support import fast_client, inject_faults, load_policy, policy_vars, run_policy
 
-TRAILS = load_policy('respond/r2-1.yml', 'r2-1-restart-stopped-trails')
 UNSHARE = {t: load_policy('respond/r4-2-shares.yml', f'r4-2-unshare-{t}')
            for t in ('ebs-snapshots', 'amis', 'rds-snapshots')}
 TRUSTED, FOREIGN = '111122223333', '444455556666'
@@ -19,39 +18,6 @@ def results(out, policy, action):
         return {r['resource_id']: r for r in json.load(fh)}
 
 
-def test_restarts_stopped_trails_in_their_home_region_and_reports_one_that_stays_stopped(
-        aws, tmp_path, monkeypatch):
-    s3 = fast_client(aws, 's3')
-    s3.create_bucket(Bucket=f'trail-logs-{aws.id}')
-    home = fast_client(aws, 'cloudtrail', 'us-east-1')
-    stopped = home.create_trail(Name='org-audit', S3BucketName=f'trail-logs-{aws.id}', IsMultiRegionTrail=True)['TrailARN']
-    logging = home.create_trail(Name='app', S3BucketName=f'trail-logs-{aws.id}')['TrailARN']
-    home.start_logging(Name=logging)
-    assert not home.get_trail_status(Name=stopped)['IsLogging']
-
-    # The multi-region trail's shadow copies elsewhere are not selected (as in detect's
-    # r2-1-trail-not-logging): one restart, in its home region.
-    assert run_policy(TRAILS, policy_vars(), region='us-west-2', account=aws,
-                      output_dir=str(tmp_path / 'shadow')) == []
-    assert not home.get_trail_status(Name=stopped)['IsLogging']
-    found = run_policy(TRAILS, policy_vars(), account=aws, output_dir=str(tmp_path))
-
-    assert [t['TrailARN'] for t in found] == [stopped]
-    assert home.get_trail_status(Name=stopped)['IsLogging']
-    res = results(str(tmp_path), 'r2-1-restart-stopped-trails', 'restart-logging')[stopped]
-    assert res['status'] == 'done' and res['home_region'] == 'us-east-1'
-    assert run_policy(TRAILS, policy_vars(), account=aws, output_dir=str(tmp_path / 'again')) == []
-
-    # StartLogging swallowed (injected): the status read back says the trail is still
-    # stopped, so it is reported as not fixed.
-    other = home.create_trail(Name='audit', S3BucketName=f'trail-logs-{aws.id}')['TrailARN']
-    inject_faults(monkeypatch, StartLogging=lambda params, call: {})
-    with pytest.raises(PolicyExecutionError, match='still not logging'):
-        run_policy(TRAILS, policy_vars(), account=aws, output_dir=str(tmp_path / 'broken'))
-    assert results(str(tmp_path / 'broken'), 'r2-1-restart-stopped-trails', 'restart-logging')[
-        other]['status'] == 'failed'
-
-
 def test_unshares_snapshots_images_and_rds_snapshots_but_keeps_trusted_accounts(
         aws, tmp_path, monkeypatch):
     ec2, rds = fast_client(aws, 'ec2'), fast_client(aws, 'rds')
@@ -59,15 +25,17 @@ def test_unshares_snapshots_images_and_rds_snapshots_but_keeps_trusted_accounts(
     leaked = ec2.create_snapshot(VolumeId=vol)['SnapshotId']
     trusted_only = ec2.create_snapshot(VolumeId=vol)['SnapshotId']
     ec2.modify_snapshot_attribute(SnapshotId=leaked, Attribute='createVolumePermission',
-                                  OperationType='add', UserIds=[FOREIGN, TRUSTED], GroupNames=['all'])
+                                  OperationType='add', UserIds=[FOREIGN, TRUSTED],
+                                  GroupNames=['all'])
     ec2.modify_snapshot_attribute(SnapshotId=trusted_only, Attribute='createVolumePermission',
                                   OperationType='add', UserIds=[TRUSTED])
     iid = ec2.run_instances(ImageId=AMI_X86, MinCount=1, MaxCount=1)['Instances'][0]['InstanceId']
     image = ec2.create_image(InstanceId=iid, Name='golden')['ImageId']
     ec2.modify_image_attribute(ImageId=image, LaunchPermission={'Add': [
         {'UserId': FOREIGN}, {'UserId': TRUSTED}, {'Group': 'all'}]})
-    rds.create_db_instance(DBInstanceIdentifier='db', DBInstanceClass='db.t3.micro', Engine='postgres',
-                           MasterUsername='admin', MasterUserPassword='password123', AllocatedStorage=20)
+    rds.create_db_instance(DBInstanceIdentifier='db', DBInstanceClass='db.t3.micro',
+                           Engine='postgres', MasterUsername='admin',
+                           MasterUserPassword='password123', AllocatedStorage=20)
     rds.create_db_snapshot(DBInstanceIdentifier='db', DBSnapshotIdentifier='db-snap')
     rds.modify_db_snapshot_attribute(DBSnapshotIdentifier='db-snap', AttributeName='restore',
                                      ValuesToAdd=[FOREIGN, TRUSTED])
@@ -98,6 +66,7 @@ def test_unshares_snapshots_images_and_rds_snapshots_but_keeps_trusted_accounts(
                                   OperationType='add', UserIds=[FOREIGN])
     inject_faults(monkeypatch, ModifySnapshotAttribute=lambda params, call: {})
     with pytest.raises(PolicyExecutionError, match=f'still shared with {FOREIGN}'):
-        run_policy(UNSHARE['ebs-snapshots'], variables, account=aws, output_dir=str(tmp_path / 'stuck'))
+        run_policy(UNSHARE['ebs-snapshots'], variables, account=aws,
+                   output_dir=str(tmp_path / 'stuck'))
     res = results(str(tmp_path / 'stuck'), 'r4-2-unshare-ebs-snapshots', 'revoke-shares')[leaked]
     assert res['status'] == 'failed' and res['remaining'] == [FOREIGN]

@@ -1,10 +1,9 @@
-"""R4.3 organization accounts and X9 alternate contacts, against the emulator.
+"""R4.3 organization accounts, against the emulator.
 
-moto implements Organizations (CreateAccount, ListAccounts, DescribeOrganization)
-and alternate contacts. The emulator adds what moto lacks
-(custodian_ext_dev/emulator/services.py): LeaveOrganization, AccessDenied for
-ListAccounts from a plain member account, and the event history that records
-LeaveOrganization.
+moto implements Organizations (CreateAccount, ListAccounts, DescribeOrganization).
+The emulator adds what moto lacks (custodian_ext_dev/emulator/services.py):
+LeaveOrganization, AccessDenied for ListAccounts from a plain member account, and
+the event history that records LeaveOrganization.
 """
 import json
 import os
@@ -17,8 +16,6 @@ from tests.support import load_policy, new_account, policy_vars, reset_sessions,
 
 MEMBERS = load_policy('detect/r4-3.yml', 'r4-3-new-or-unknown-member-accounts')
 LEFT = load_policy('detect/r4-3.yml', 'r4-3-account-left-organization')
-MISSING = load_policy('detect/x9.yml', 'x9-alternate-contacts-missing')
-DIFFER = load_policy('detect/x9.yml', 'x9-alternate-contacts-differ')
 
 
 @pytest.fixture(autouse=True)
@@ -90,26 +87,3 @@ def test_member_accounts_skip_member_listing_and_one_leaves(aws, monkeypatch, tm
     out = tmp_path / 'left'
     assert run_as(leaving, monkeypatch, MEMBERS, variables, out) == []
     assert skip_reason(out) is None
-
-
-def test_alternate_contacts(aws, tmp_path):
-    account = aws.client('account')
-    [acct] = run_policy(MISSING, policy_vars(), account=aws, output_dir=str(tmp_path))
-    assert {c['Type'] for c in acct['c7n:alternate-contacts']} == {
-        'SECURITY', 'BILLING', 'OPERATIONS'}
-    for ctype in ('SECURITY', 'BILLING', 'OPERATIONS'):
-        account.put_alternate_contact(
-            AlternateContactType=ctype, EmailAddress=f'{ctype.lower()}@example.com',
-            Name='Team', PhoneNumber='+1-555-0100', Title='On call')
-    expected = {'security': 'Security@Example.com', 'billing': 'billing@example.com'}
-    assert run_policy(MISSING, policy_vars(), account=aws, output_dir=str(tmp_path)) == []
-    assert run_policy(DIFFER, policy_vars(expected_contacts=expected), account=aws,
-                      output_dir=str(tmp_path)) == []
-    account.put_alternate_contact(AlternateContactType='SECURITY', EmailAddress='x@evil.test',
-                                  Name='Mallory', PhoneNumber='+1-555-0199', Title='x')
-    [acct] = run_policy(DIFFER, policy_vars(expected_contacts=expected), account=aws,
-                        output_dir=str(tmp_path))
-    assert acct['c7n:alternate-contacts'] == [{
-        'Type': 'SECURITY', 'Problem': 'differs', 'EmailAddress': 'x@evil.test',
-        'Expected': 'Security@Example.com', 'Name': 'Mallory', 'PhoneNumber': '+1-555-0199',
-        'Title': 'x'}]

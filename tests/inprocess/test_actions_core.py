@@ -1,4 +1,5 @@
-"""PackAction: per-resource results are written, one failure does not stop the rest, and fails the run."""
+"""PackAction: per-resource results are written, one failure does not stop the rest, and fails
+the run."""
 import json
 import os
 
@@ -41,5 +42,6 @@ def test_results_written_and_failure_raised_after_the_others_complete(aws, tmp_p
     assert results[ids[1]]['status'] == 'failed' and 'injected failure' in results[ids[1]]['reason']
     assert results[ids[0]]['status'] == results[ids[2]]['status'] == 'done'
     tagged = {i['InstanceId'] for r in ec2.describe_instances(
-        Filters=[{'Name': 'tag:contained', 'Values': ['yes']}])['Reservations'] for i in r['Instances']}
+        Filters=[{'Name': 'tag:contained', 'Values': ['yes']}])['Reservations']
+        for i in r['Instances']}
     assert tagged == {ids[0], ids[2]}

@@ -20,7 +20,8 @@ from tests.support import by_policy, detect_sweep, key_client, new_account
 
 pytestmark = pytest.mark.e2e
 
-IDENTITY_STEPS = {'R1.1', 'R1.2', 'R2.1', 'R2.2', 'R3.1', 'R3.2', 'R4.1', 'R4.2', 'R4.3', 'X4', 'X9'}
+IDENTITY_STEPS = {'R1.1', 'R1.2', 'R2.1', 'R2.2', 'R3.1', 'R3.2', 'R4.1', 'R4.2', 'R4.3', 'X4',
+                  'X9'}
 ATTACKER_IP = '198.51.100.23'
 MANAGEMENT = '123456789012'  # the account OrganizationAccountAccessRole trusts
 CONTACTS = {'security': 'security@example.com', 'billing': 'billing@example.com',
@@ -40,7 +41,8 @@ def seed_clean(account, management=MANAGEMENT):
     org_trust = policy([{'Effect': 'Allow', 'Action': 'sts:AssumeRole',
                          'Principal': {'AWS': f'arn:aws:iam::{management}:root'}}])
     try:  # Organizations' CreateAccount makes it in new member accounts
-        iam.create_role(RoleName='OrganizationAccountAccessRole', AssumeRolePolicyDocument=org_trust)
+        iam.create_role(RoleName='OrganizationAccountAccessRole',
+                        AssumeRolePolicyDocument=org_trust)
         iam.attach_role_policy(RoleName='OrganizationAccountAccessRole', PolicyArn=ADMIN)
     except iam.exceptions.EntityAlreadyExistsException:
         iam.update_assume_role_policy(RoleName='OrganizationAccountAccessRole',
@@ -171,7 +173,8 @@ def test_compromised_account_trips_the_identity_checks(emulator, tmp_path):
     assert ids('r4-2-role-trusts-unknown-account') == ['escape-hatch']
     assert [f.run.region for f in found['r4-2-roles-anywhere-trust-anchors-since-incident']] == [
         'us-west-2']
-    assert ids('r2-1-trail-not-logging') == [f'arn:aws:cloudtrail:us-east-1:{victim.id}:trail/org-audit']
+    assert ids('r2-1-trail-not-logging') == [
+        f'arn:aws:cloudtrail:us-east-1:{victim.id}:trail/org-audit']
     assert len(found['r2-1-trail-excludes-management-events']) == 1
 
     [changes] = found['r2-2-iam-changes-since-incident']

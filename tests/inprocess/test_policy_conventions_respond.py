@@ -20,9 +20,11 @@ SAME_SELECTION = [
     ('x7.yml', 'x7-snapshot-then-stop-outside-allowed-regions',
      'r3-3.yml', 'r3-3-ec2-outside-allowed-regions'),
     ('r2-1.yml', 'r2-1-restart-stopped-trails', 'r2-1.yml', 'r2-1-trail-not-logging'),
-    ('r4-2-shares.yml', 'r4-2-unshare-ebs-snapshots', 'r4-2-shares.yml', 'r4-2-ebs-snapshot-shared'),
+    ('r4-2-shares.yml', 'r4-2-unshare-ebs-snapshots',
+     'r4-2-shares.yml', 'r4-2-ebs-snapshot-shared'),
     ('r4-2-shares.yml', 'r4-2-unshare-amis', 'r4-2-shares.yml', 'r4-2-ami-shared'),
-    ('r4-2-shares.yml', 'r4-2-unshare-rds-snapshots', 'r4-2-shares.yml', 'r4-2-rds-snapshot-shared'),
+    ('r4-2-shares.yml', 'r4-2-unshare-rds-snapshots',
+     'r4-2-shares.yml', 'r4-2-rds-snapshot-shared'),
 ]
 
 
@@ -49,7 +51,8 @@ def test_respond_policy_reports_per_resource_and_names_its_findings(path, policy
             # Custodian's own delete, only behind the export that keeps the evidence
             assert names[i - 1] == 'export-user'
         else:
-            assert issubclass(actions.get(name), PackAction), f'{name} writes no per-resource results'
+            assert issubclass(actions.get(name), PackAction), (
+                f'{name} writes no per-resource results')
     detect = policy['metadata'].get('detect')
     for name in ([detect] if isinstance(detect, str) else detect or []):
         assert name in DETECT, f'metadata.detect names no detect policy: {name}'
@@ -75,8 +78,8 @@ def test_readme_lists_every_permission_the_respond_actions_need():
     with open(os.path.join(REPO, 'README.md')) as fh:
         readme = fh.read()
     section = readme.split('### Permissions for the respond policies', 1)[1].split('\n### ', 1)[0]
-    rows = {line.split('|')[1].strip().strip('`').split('`')[0]: line for line in section.splitlines()
-            if line.startswith('| `')}
+    rows = {line.split('|')[1].strip().strip('`').split('`')[0]: line
+            for line in section.splitlines() if line.startswith('| `')}
     variables = dict(policy_vars(evidence_bucket='evidence-bucket'))
     for _, p in RESPOND:
         load_resources((p['resource'],))

@@ -62,17 +62,19 @@ def test_principals_policies_and_keys_created_since_the_incident(aws, tmp_path):
     iam = aws.client('iam')
     iam.create_user(UserName='old')
     iam.create_access_key(UserName='old')
-    iam.create_role(RoleName='old-role', AssumeRolePolicyDocument=trust({'Service': 'ec2.amazonaws.com'}))
+    ec2_trust = trust({'Service': 'ec2.amazonaws.com'})
+    iam.create_role(RoleName='old-role', AssumeRolePolicyDocument=ec2_trust)
     iam.create_policy(PolicyName='old-policy', PolicyDocument=READ_ONLY)
     changed = iam.create_policy(PolicyName='changed-policy', PolicyDocument=READ_ONLY)['Policy']
     start = incident_boundary()
     iam.create_user(UserName='new')
-    iam.create_role(RoleName='new-role', AssumeRolePolicyDocument=trust({'Service': 'ec2.amazonaws.com'}))
+    iam.create_role(RoleName='new-role', AssumeRolePolicyDocument=ec2_trust)
     iam.create_policy(PolicyName='new-policy', PolicyDocument=READ_ONLY)
     iam.create_policy_version(PolicyArn=changed['Arn'], PolicyDocument=ALLOW_ALL, SetAsDefault=True)
     new_key = iam.create_access_key(UserName='old')['AccessKey']  # a second key on an old user
     v = dict(incident_start=start)
-    assert ids(run('r4-1-iam-users-created-since-incident', aws, tmp_path, **v), 'UserName') == ['new']
+    assert ids(run('r4-1-iam-users-created-since-incident', aws, tmp_path, **v),
+               'UserName') == ['new']
     assert ids(run('r4-1-iam-roles-created-since-incident', aws, tmp_path, **v),
                'RoleName') == ['new-role']
     policies = run('r4-1-iam-policies-created-since-incident', aws, tmp_path, **v)

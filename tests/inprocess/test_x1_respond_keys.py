@@ -11,7 +11,8 @@ import pytest
 from c7n.exceptions import PolicyExecutionError, PolicyValidationError
 
 from custodian_ext.filters.rotation import DELETABLE_TAG, RECORD_TAG, format_record, parse_record
-from tests.support import client_error, fast_client, inject_faults, load_policy, policy_vars, run_policy
+from tests.support import (
+    client_error, fast_client, inject_faults, load_policy, policy_vars, run_policy)
 
 DEACTIVATE = load_policy('respond/x1.yml', 'x1-deactivate-quarantined-keys')
 DELETE = load_policy('respond/x1.yml', 'x1-delete-deactivated-keys')
@@ -32,7 +33,8 @@ def user(iam, name, keys=1, marker=None):
 
 
 def status(iam, name):
-    return {k['AccessKeyId']: k['Status'] for k in iam.list_access_keys(UserName=name)['AccessKeyMetadata']}
+    return {k['AccessKeyId']: k['Status']
+            for k in iam.list_access_keys(UserName=name)['AccessKeyMetadata']}
 
 
 def tags(iam, name):
@@ -57,9 +59,11 @@ def test_deactivates_flagged_keys_records_them_and_leaves_everything_else(aws, t
     assert {r['UserName'] for r in found} == {'deploy-bot', 'legacy-etl'}
     assert status(iam, 'deploy-bot') == {leaked: 'Inactive', replacement: 'Active'}
     assert status(iam, 'legacy-etl') == {old: 'Inactive'}
-    assert set(status(iam, 'alice').values()) == {'Active'} and set(status(iam, 'alice')) == set(bystander)
+    assert set(status(iam, 'alice').values()) == {'Active'}
+    assert set(status(iam, 'alice')) == set(bystander)
     # The quarantine markers stay where AWS put them.
-    assert [p['PolicyArn'] for p in iam.list_attached_user_policies(UserName='deploy-bot')['AttachedPolicies']] == [QUARANTINE]
+    attached = iam.list_attached_user_policies(UserName='deploy-bot')['AttachedPolicies']
+    assert [p['PolicyArn'] for p in attached] == [QUARANTINE]
     assert iam.list_user_policies(UserName='legacy-etl')['PolicyNames'] == [INLINE]
     # The record: exactly the deactivated key, with when, and when it may go.
     t = tags(iam, 'deploy-bot')
@@ -72,7 +76,8 @@ def test_deactivates_flagged_keys_records_them_and_leaves_everything_else(aws, t
     assert tags(iam, 'alice') == {}
     res = results(tmp_path, 'x1-deactivate-quarantined-keys', 'deactivate-access-keys')
     assert res['deploy-bot']['status'] == 'done'
-    assert res['deploy-bot']['deactivated'] == [leaked] and res['deploy-bot']['kept'] == [replacement]
+    assert res['deploy-bot']['deactivated'] == [leaked]
+    assert res['deploy-bot']['kept'] == [replacement]
     assert res['legacy-etl']['deactivated'] == [old]
 
 
@@ -175,8 +180,10 @@ def test_reactivation_path_then_delete_after_grace(aws, tmp_path):
     # Past the grace period (0 days here): the leaked key goes, the kept one stays.
     run_policy(DELETE, keep, account=aws, output_dir=str(tmp_path / '3'))
     assert status(iam, 'deploy-bot') == {app: 'Active'}
-    assert RECORD_TAG not in tags(iam, 'deploy-bot') and DELETABLE_TAG not in tags(iam, 'deploy-bot')
-    assert iam.list_attached_user_policies(UserName='deploy-bot')['AttachedPolicies'][0]['PolicyArn'] == QUARANTINE
+    assert RECORD_TAG not in tags(iam, 'deploy-bot')
+    assert DELETABLE_TAG not in tags(iam, 'deploy-bot')
+    attached = iam.list_attached_user_policies(UserName='deploy-bot')['AttachedPolicies']
+    assert attached[0]['PolicyArn'] == QUARANTINE
 
 
 def test_a_failed_deactivation_is_reported_and_fails_the_run(aws, tmp_path, monkeypatch):

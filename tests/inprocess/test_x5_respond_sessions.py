@@ -30,12 +30,14 @@ def test_revokes_marked_roles_only_never_widens_and_skips_service_linked_roles(a
                         Tags=CONTAIN if name != 'unmarked' else [])
     extra_deny = {'Effect': 'Deny', 'Action': 's3:*', 'Resource': '*'}
     smuggled_allow = {'Effect': 'Allow', 'Action': '*', 'Resource': '*'}
-    iam.put_role_policy(RoleName='revoked-before', PolicyName=POLICY_NAME, PolicyDocument=json.dumps({
+    iam.put_role_policy(RoleName='revoked-before', PolicyName=POLICY_NAME,
+                        PolicyDocument=json.dumps({
         'Version': '2012-10-17',
         'Statement': [extra_deny, smuggled_allow, {
             'Effect': 'Deny', 'Action': '*', 'Resource': '*',
             'Condition': {'DateLessThan': {'aws:TokenIssueTime': '2014-05-07T23:47:00Z'}}}]}))
-    linked = iam.create_service_linked_role(AWSServiceName='autoscaling.amazonaws.com')['Role']['RoleName']
+    linked = iam.create_service_linked_role(
+        AWSServiceName='autoscaling.amazonaws.com')['Role']['RoleName']
     iam.tag_role(RoleName=linked, Tags=CONTAIN)
     before = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=1)
 
@@ -47,14 +49,16 @@ def test_revokes_marked_roles_only_never_widens_and_skips_service_linked_roles(a
     doc = inline(iam, 'fresh')
     [statement] = doc['Statement']
     issued = statement['Condition']['DateLessThan']['aws:TokenIssueTime']
-    assert statement == revoke_statement(issued)  # Deny * on * before the time, as the console writes
+    # Deny * on * before the time, as the console writes
+    assert statement == revoke_statement(issued)
     assert before <= parse(issued) <= datetime.datetime.now(datetime.timezone.utc)
     assert issued.endswith('Z') and len(issued.split('.')[1]) == 4  # milliseconds, like the console
     updated = inline(iam, 'revoked-before')['Statement']
     assert updated[0] == extra_deny  # other denies kept
     assert smuggled_allow not in updated
     assert updated[1] == revoke_statement(issued)  # moved from 2014 to now
-    with open(os.path.join(tmp_path, 'x5-revoke-role-sessions', 'action-results-revoke-sessions.json')) as fh:
+    with open(os.path.join(tmp_path, 'x5-revoke-role-sessions',
+                           'action-results-revoke-sessions.json')) as fh:
         res = {r['resource_id']: r for r in json.load(fh)}
     assert res['revoked-before']['dropped_allow_statements'] == [smuggled_allow]
     assert 'was 2014-05-07T23:47:00Z' in res['revoked-before']['reason']
