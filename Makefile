@@ -10,7 +10,7 @@ VARS    ?= policies/vars.yml
 REGIONS ?=
 REGION_ARGS = $(foreach r,$(REGIONS),-r $(r))
 
-.PHONY: install lint test runbook-map demo demo-respond validate clean respond recover recover-preview bench bench-memory bench-catalogue bench-trail-logs bench-faults
+.PHONY: install lint test runbook-map demo demo-respond validate clean respond recover recover-preview bench bench-cpu bench-walltime bench-memory bench-catalogue bench-trail-logs bench-faults
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -122,12 +122,21 @@ recover-preview: $(STAMP)
 	$(RECOVER_RUN) -s $(RECOVER_OUT)-preview --vars-file $(RECOVER_OUT)-preview/vars.yml
 
 # -- performance (docs/performance.md) -----------------------------------------
-# make bench                 stock Custodian against the pack: N=10 accounts x R=4 regions
-# make bench BENCH_ARGS="-n 20 -r 2 --docs docs/performance.md"
+# make bench                 both benchmarks below, one after the other
+# make bench-cpu             client CPU and API calls, stock Custodian against the pack:
+#                            N=10 accounts x R=4 regions (BENCH_ARGS="-n 20 -r 2 --docs docs/performance.md")
+# make bench-walltime        wall time at AWS latency and rate limits, next to its floor:
+#                            20 accounts x every enabled region (WALLTIME_ARGS="-n 3 -r 4 --workers 8")
 # make bench-memory          peak RSS of the c7n-org sweep at 5 and at 20 accounts
 BENCH_ARGS ?=
-bench: $(STAMP)
+WALLTIME_ARGS ?=
+bench: bench-cpu bench-walltime
+
+bench-cpu: $(STAMP)
 	$(BIN)/python bench/sweep.py $(BENCH_ARGS)
+
+bench-walltime: $(STAMP)
+	$(BIN)/python bench/walltime.py $(WALLTIME_ARGS)
 
 bench-memory: $(STAMP)
 	$(BIN)/python bench/sweep.py --memory 5,20 -r 2 $(BENCH_ARGS)

@@ -1,10 +1,12 @@
 """``custodian-ext``: the pack's own commands.
 
-report, check-vars, check-triage, bundle, org-check, periodic, react-role-policy,
-permissions.
+report, check-vars, check-triage, bundle, org-check, shard, periodic,
+react-role-policy, permissions.
 """
 import argparse
 import sys
+
+from custodian_ext.errors import PackError
 
 
 def cmd_report(args):
@@ -25,6 +27,8 @@ def cmd_report(args):
         runs = load_runs(args.paths, allow_mixed=args.allow_mixed, warnings=warnings)
         for w in warnings:
             sys.stderr.write(f"custodian-ext: warning: {w}\n")
+        if args.config:
+            runs.extend(_unreported(args, runs))
         doc = document.build(runs, fail_on=gate.fail_on, sources=args.paths, triage=triage)
     except (ReportInputError, SettingsError) as e:
         sys.stderr.write(f"custodian-ext: error: {e}\n")
@@ -110,6 +114,25 @@ def cmd_check_triage(args):
     return 0
 
 
+def _selected_accounts(args):
+    import custodian_ext.runs as runs
+    import custodian_ext.shards as shards
+    accounts = runs.load_accounts(args.config, getattr(args, 'accounts', ()), args.tags,
+                                  getattr(args, 'not_accounts', ()))
+    return shards.select(accounts, (), args.ou)
+
+
+def _unreported(args, found):
+    """Missing runs for the accounts of ``-c`` without any output (sharded sweeps)."""
+    import custodian_ext.runs as runs
+    from custodian_ext.report import ReportInputError
+    try:
+        accounts = _selected_accounts(args)
+    except PackError as e:
+        raise ReportInputError(str(e)) from None
+    return runs.unreported(found, accounts, args.region, args.shards)
+
+
 def cmd_check_vars(args):
     import custodian_ext.settings as settings
     settings.load(args.path, strict=True)
@@ -127,9 +150,13 @@ def cmd_bundle(args):
 
 def cmd_org_check(args):
     import custodian_ext.runs as runs
-    accounts = runs.load_accounts(args.config, args.accounts, args.tags, args.not_accounts)
+    if args.mark_missing and args.output_dir.startswith('s3://'):
+        raise PackError('--mark-missing writes into a local folder; for S3 output, give the '
+                        'report the accounts file instead (custodian-ext report URL -c FILE)')
+    accounts = _selected_accounts(args)
     policies = runs.load_policies(args.use, args.policy, args.policy_tags, args.resource)
-    check = runs.check_output(args.output_dir, accounts, policies, args.region, args.log)
+    check = runs.check_output(args.output_dir, accounts, policies, args.region, args.log,
+                              shards=args.shards)
     sys.stdout.write(runs.render(check))
     if args.mark_missing and not check.ok:
         n = runs.mark_missing(args.output_dir, check, policies)
@@ -137,6 +164,21 @@ def cmd_org_check(args):
             sys.stdout.write(f"org-check: marked {n} run(s) that never happened as errored "
                              f"in {args.output_dir} (not-run.json)\n")
     return 0 if check.ok else 2
+
+
+def cmd_shard(args):
+    import custodian_ext.shards as shards
+    index = args.index if args.index is not None else shards.index_from_env()
+    if index is None:
+        raise PackError('--index is required (or AWS_BATCH_JOB_ARRAY_INDEX / '
+                        'JOB_COMPLETION_INDEX, as AWS Batch and Kubernetes set it)')
+    mine, text = shards.write(args.config, args.output, index, args.count, args.tags, args.ou)
+    if text is not None:
+        sys.stdout.write(text)
+    else:
+        sys.stderr.write(f"custodian-ext: shard {index} of {args.count}: {len(mine)} "
+                         f"account(s) written to {args.output}\n")
+    return 0
 
 
 def cmd_periodic(args):
@@ -260,6 +302,17 @@ def build_parser():
     p.add_argument('--allow-mixed', action='store_true',
                    help='report a folder that holds more than one run (refused otherwise: '
                         'runs written into the same -s folder at different times)')
+    p.add_argument('-c', '--accounts-file', dest='config', default=None,
+                   help="c7n-org output: the full accounts file of the sweep; every account "
+                        "in it without output is reported as missing (a shard that never ran)")
+    p.add_argument('-t', '--tags', action='append', default=[],
+                   help='with -c: the account tag filter the sweep used')
+    p.add_argument('--ou', action='append', default=[], help='with -c: the OU paths it used')
+    p.add_argument('-r', '--region', action='append', default=[],
+                   help="with -c: the sweep's regions (default: those in the output)")
+    p.add_argument('--shards', type=int, default=0,
+                   help='with -c: the sweep ran as N shards (custodian-ext shard); name the '
+                        'shard of each missing account')
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser('check-triage', help='check a triage file (policies/triage.yml)')
@@ -287,11 +340,17 @@ def build_parser():
                     'every account-region whose policies errored or never ran; exits 2 if any.')
     p.add_argument('-c', '--config', required=True, help='the c7n-org accounts file')
     p.add_argument('-u', '--use', required=True, help='the policy file given to c7n-org')
-    p.add_argument('-s', '--output-dir', required=True, help="c7n-org's output folder")
+    p.add_argument('-s', '--output-dir', required=True,
+                   help="c7n-org's output: a folder or s3://bucket/prefix")
     p.add_argument('-r', '--region', action='append', default=[], help="as c7n-org's -r")
     p.add_argument('-a', '--accounts', action='append', default=[])
     p.add_argument('--not-accounts', action='append', default=[])
     p.add_argument('-t', '--tags', action='append', default=[], help='account tag filter')
+    p.add_argument('--ou', action='append', default=[],
+                   help='OU paths, as given to custodian-ext shard')
+    p.add_argument('--shards', type=int, default=0,
+                   help='the sweep ran as N shards (custodian-ext shard): name the shards '
+                        'that never reported')
     p.add_argument('-p', '--policy', action='append', default=[])
     p.add_argument('-l', '--policytags', dest='policy_tags', action='append', default=[])
     p.add_argument('--resource', default=None)
@@ -300,6 +359,26 @@ def build_parser():
                    help='write an errored run folder for each run that never happened, so '
                         'that the report lists it')
     p.set_defaults(func=cmd_org_check)
+
+    p = sub.add_parser(
+        'shard', help="one batch job's share of a c7n-org accounts file",
+        description='Write the accounts file of shard I of N: the accounts c7n-org would '
+                    'select (-t tags, --ou OU paths), ordered by account id, every N-th from I. '
+                    'Run c7n-org on it in each job of an AWS Batch array job or a Kubernetes '
+                    'Indexed Job (examples/batch/), all writing to one -s s3://bucket/prefix; '
+                    'then org-check and report with the full accounts file and --shards N.')
+    p.add_argument('--index', type=int, default=None,
+                   help='this shard, 0 to N-1 (default: $AWS_BATCH_JOB_ARRAY_INDEX or '
+                        '$JOB_COMPLETION_INDEX)')
+    p.add_argument('--count', type=int, required=True, help='N, the number of shards')
+    p.add_argument('-c', '--config', required=True, help='the full c7n-org accounts file')
+    p.add_argument('-t', '--tags', action='append', default=[],
+                   help="account tag filter, as c7n-org's -t (every tag must match)")
+    p.add_argument('--ou', action='append', default=[],
+                   help="Organizations OU path (/Prod/Web): accounts under it, from the "
+                        "path: tags `c7n-org aws-accounts` writes")
+    p.add_argument('-o', '--output', required=True, help="the shard's accounts file ('-': stdout)")
+    p.set_defaults(func=cmd_shard)
 
     p = sub.add_parser(
         'periodic', help='turn detect policies into scheduled Lambda policies (periodic mode)',
@@ -357,7 +436,6 @@ def build_parser():
 
 
 def main(argv=None):
-    from custodian_ext.errors import PackError
     from custodian_ext.report import ReportInputError
     from custodian_ext.settings import SettingsError
     args = build_parser().parse_args(argv)

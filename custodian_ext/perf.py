@@ -52,7 +52,10 @@ _methods = {}   # id(ServiceModel) -> (ServiceModel, operation methods, name map
 _accepts = {}   # plain function -> accepts **kwargs
 _aliases = {}   # event name -> aliased name, for emitters with botocore's standard aliases
 _open_clients = []  # cached clients, closed by close_clients() at the end of a run
+_http_sessions = {}  # (endpoint prefix, region, host) -> the HTTP session its clients share
 _base_sessions = {}  # profile -> the boto3 session c7n-org assumes roles from
+_assumed = {}  # (profile, role, session name, external id, policy) -> its credentials
+_assuming = threading.Lock()
 _loaded = []    # c7n-org's load_available result, once
 
 RETRY_MODE = 'standard'
@@ -71,6 +74,7 @@ def reset():
     close_clients()
     with _lock:
         _base_sessions.clear()
+        _assumed.clear()
         del _loaded[:]
 
 
@@ -195,6 +199,27 @@ def _sync(client, session):
             client.meta.events.register(event, entry['handler'], unique_id=unique_id)
 
 
+def _share_connections(client):
+    """Called with _lock held: the client uses the open HTTPS connections of the other
+    cached clients of its endpoint (service and region), whichever session made them.
+
+    Each new connection costs a TCP and a TLS handshake (two round trips) before its
+    first request. c7n's threads and sessions each make their own clients; the
+    connections to one endpoint are shared by all of them (urllib3's pools are
+    thread-safe; a request is signed, not its connection).
+    """
+    endpoint = getattr(client, '_endpoint', None)
+    if endpoint is None:
+        return
+    key = (client.meta.service_model.endpoint_prefix, client.meta.region_name, endpoint.host)
+    shared = _http_sessions.get(key)
+    if shared is None:
+        _http_sessions[key] = endpoint.http_session
+    elif shared is not endpoint.http_session:
+        own, endpoint.http_session = endpoint.http_session, shared
+        own.close()
+
+
 def session_client_cache(original):
     """c7n's SessionFactory marks the sessions it makes: their clients are cached."""
     def update(self, session):
@@ -234,6 +259,7 @@ def cached_client(original):
                     verify=verify, endpoint_url=endpoint_url)
                 c._ext_cached = True  # its read calls may be shared (runcache.SHARED_READS)
                 _open_clients.append(c)
+                _share_connections(c)
             else:
                 _sync(c, self)
         return c
@@ -266,17 +292,40 @@ def shared_base_session(original):
     def __call__(self, assume=True, region=None):
         if not (self.assume_role and assume):
             return original(self, assume=assume, region=region)
+        import json
+        import botocore.session
+        region = region or self.region
+        key = (self.profile, self.assume_role, self.session_name, self.external_id,
+               json.dumps(self.session_policy, sort_keys=True))
         with _lock:
             base = _base_sessions.get(self.profile)
             if base is None:
                 base = _base_sessions[self.profile] = credentials.Session(
                     profile_name=self.profile)
                 base._ext_clients = {}  # its STS client is reused too
-        session = credentials.assumed_session(
-            self.assume_role, self.session_name, self.session_policy, base,
-            region or self.region, self.external_id)
-        return self.update(session)
+        # one AssumeRole for the threads of an account-region asking at once
+        with _assuming:
+            shared = _assumed.get(key)
+            if shared is None:
+                session = credentials.assumed_session(
+                    self.assume_role, self.session_name, self.session_policy, base,
+                    region, self.external_id)
+                with _lock:
+                    _assumed[key] = session._session._credentials
+                return self.update(session)
+        # the role's credentials (they renew themselves) in a session of its own, as
+        # c7n's assumed_session builds it
+        core = botocore.session.get_session()
+        core._credentials = shared
+        core.set_config_variable('region', region or 'us-east-1')
+        return self.update(credentials.Session(botocore_session=core))
     return __call__
+
+
+def forget_assumed_roles():
+    """The end of an account-region (c7n-org): its role's credentials are not reused."""
+    with _lock:
+        _assumed.clear()
 
 
 # -- c7n-org -----------------------------------------------------------------------
@@ -343,6 +392,7 @@ def close_clients():
     with _lock:
         done = list(_open_clients)
         del _open_clients[:]
+        _http_sessions.clear()
     for c in done:
         try:
             c.close()

@@ -16,7 +16,13 @@ in ``custodian`` and ``c7n-org``, with this one:
   another account-region empties it (c7n-org also empties it when each
   account-region starts and ends), so nothing is carried from one run or
   account-region to the next, and memory does not grow with the number of
-  accounts. ``--cache-period`` and ``--cache`` no longer matter.
+  accounts. ``--cache-period`` and ``--cache`` no longer matter. While
+  ``custodian run`` runs its regions at once (``custodian_ext.concurrency``),
+  it holds each region until the region's last policy ends.
+- Policies running at once that ask for the same listing (inside c7n's
+  ``with cache:`` block) or the same shared read: the first makes the call,
+  the others wait for its answer (single flight; a failed call lets the next
+  one try).
 - The key also holds the policy's ``query:`` block (c7n's own key does not,
   so two S3 policies with different ``augment-keys`` shared one listing).
 - Entries are stored pickled, as c7n's file cache stores them: each policy
@@ -45,7 +51,15 @@ import threading
 from c7n import cache as c7n_cache
 
 _lock = threading.Lock()
-_state = {'scope': None, 'data': {}, 'acting': 0, 'enabled': True}
+# scopes: {(account, region): {key: pickled entry}}; reads: the shared reads, by key.
+# ``concurrent``: more than one account-region may run at once in this process
+# (custodian_ext.concurrency); otherwise one is held at a time.
+_state = {'scopes': {}, 'reads': {}, 'acting': 0, 'concurrent': 0, 'enabled': True}
+# Single flight: a key being fetched -> (owning thread, Event set when it is released).
+_inflight = {}
+_waiting = {}   # thread ident -> the key it waits for (to break wait cycles)
+_local = threading.local()
+WAIT_SECONDS = 600  # the longest a policy waits for another's listing before listing itself
 
 
 def use_for_run(enabled):
@@ -57,14 +71,34 @@ def use_for_run(enabled):
     _state['enabled'] = bool(enabled)
 
 
+def in_use():
+    """This run holds the pack's policies (the performance layer applies to it)."""
+    return _state['enabled']
+
+
 def scope_of(config):
     return (getattr(config, 'account_id', None), getattr(config, 'region', None))
 
 
 def clear():
     with _lock:
-        _state['scope'] = None
-        _state['data'] = {}
+        _state['scopes'] = {}
+        _state['reads'] = {}
+        for *_, event in _inflight.values():
+            event.set()
+        _inflight.clear()
+
+
+def drop(scope):
+    """Let go of one account-region's entries (it has finished)."""
+    with _lock:
+        _state['scopes'].pop(scope, None)
+
+
+def set_concurrent(on):
+    """Several account-regions run at once: keep each one's entries until ``drop``."""
+    with _lock:
+        _state['concurrent'] += 1 if on else -1
 
 
 def reset():
@@ -78,8 +112,61 @@ def bypassed():
     return _state['acting'] > 0
 
 
+def _owner_waits_for_me(owner):
+    """Called with _lock held: does ``owner`` wait, directly or through others, on this thread?"""
+    me, seen = threading.get_ident(), set()
+    while owner is not None and owner not in seen:
+        if owner == me:
+            return True
+        seen.add(owner)
+        held = _inflight.get(_waiting.get(owner))
+        owner = held[0] if held else None
+    return False
+
+
+def _release(key, cache_id=None):
+    """Called with _lock held: this thread has fetched the key (or given up); wake waiters."""
+    held = _inflight.get(key)
+    if held is not None and held[0] == threading.get_ident() and \
+            (cache_id is None or held[1] == cache_id):
+        del _inflight[key]
+        held[2].set()
+
+
+def single_flight(key, claim):
+    """None: the caller fetches ``key`` (claimed, if ``claim``). Else: it has waited for
+    another thread's fetch of it, and looks again. Call with _lock held."""
+    me = threading.get_ident()
+    held = _inflight.get(key)
+    if held is None:
+        if claim is not None:
+            _inflight[key] = (me, claim, threading.Event())
+        return None
+    if held[0] == me or _owner_waits_for_me(held[0]):
+        return None
+    return held[2]
+
+
+def wait(key, event):
+    """Wait, without _lock, for another thread's fetch of ``key``."""
+    me = threading.get_ident()
+    with _lock:
+        _waiting[me] = key
+    try:
+        event.wait(WAIT_SECONDS)
+    finally:
+        with _lock:
+            _waiting.pop(me, None)
+
+
 class RunCache(c7n_cache.Cache):
-    """c7n's cache interface over the one account-region held in memory."""
+    """c7n's cache interface over the account-regions held in memory.
+
+    Inside c7n's ``with cache:`` block (list, augment, save), a miss claims the
+    key: another policy of the same account-region asking for it meanwhile
+    waits for the listing instead of making it again (``custodian_ext.concurrency``
+    runs policies at once). A claim ends with ``save`` or with the block.
+    """
 
     def __init__(self, config):
         super().__init__(config)
@@ -87,10 +174,30 @@ class RunCache(c7n_cache.Cache):
 
     def _entries(self):
         # called with _lock held
-        if _state['scope'] != self.scope:
-            _state['scope'] = self.scope
-            _state['data'] = {}
-        return _state['data']
+        scopes = _state['scopes']
+        if self.scope not in scopes:
+            if not _state['concurrent']:
+                scopes.clear()  # one account-region at a time
+            scopes[self.scope] = {}
+        return scopes[self.scope]
+
+    def _inside(self):
+        return getattr(_local, 'depth', {}).get(id(self), 0) > 0
+
+    def __enter__(self):
+        depth = _local.__dict__.setdefault('depth', {})
+        depth[id(self)] = depth.get(id(self), 0) + 1
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        depth = _local.__dict__.setdefault('depth', {})
+        depth[id(self)] = depth.get(id(self), 1) - 1
+        if depth[id(self)] <= 0:
+            depth.pop(id(self), None)
+            with _lock:
+                for key in list(_inflight):
+                    _release(key, id(self))
+        return super().__exit__(*exc)
 
     def load(self):
         return True
@@ -98,22 +205,30 @@ class RunCache(c7n_cache.Cache):
     def get(self, key):
         if bypassed():
             return None
-        with _lock:
-            blob = self._entries().get(c7n_cache.encode(key))
-        return None if blob is None else pickle.loads(blob)  # nosec: our own pickles
+        flight = (self.scope, c7n_cache.encode(key))
+        while True:
+            with _lock:
+                blob = self._entries().get(flight[1])
+                if blob is not None:
+                    break
+                event = single_flight(flight, id(self) if self._inside() else None)
+                if event is None:
+                    return None
+            wait(flight, event)
+        return pickle.loads(blob)  # nosec: our own pickles
 
     def save(self, key, data):
         if bypassed():
             return
         blob = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+        flight = (self.scope, c7n_cache.encode(key))
         with _lock:
-            self._entries()[c7n_cache.encode(key)] = blob
+            self._entries()[flight[1]] = blob
+            _release(flight)
 
     def size(self):
         with _lock:
-            if _state['scope'] != self.scope:
-                return 0
-            return sum(len(v) for v in _state['data'].values())
+            return sum(len(v) for v in _state['scopes'].get(self.scope, {}).values())
 
 
 # Read calls that c7n filters and the pack's filters make on their own, with the
@@ -144,10 +259,18 @@ def shared_read(client, operation, params, call):
     creds = client._request_signer._credentials
     access_key = getattr(creds, 'access_key', None) if creds is not None else None
     # the credentials name the account; the client's region, the region
-    key = c7n_cache.encode(('custodian-ext:read', access_key, client.meta.region_name,
-                            service, operation, params))
-    with _lock:
-        blob = _state['data'].get(key)
+    key = ('custodian-ext:read', c7n_cache.encode((access_key, client.meta.region_name,
+                                                    service, operation, params)))
+    while True:
+        with _lock:
+            blob = _state['reads'].get(key[1])
+            if blob is not None:
+                break
+            # concurrent policies of the account-region: one asks, the others wait for it
+            event = single_flight(key, 'read')
+            if event is None:
+                break
+        wait(key, event)
     if blob is not None:
         kind, value = pickle.loads(blob)  # nosec: our own pickles
         if kind == 'error':
@@ -155,15 +278,19 @@ def shared_read(client, operation, params, call):
             raise client.exceptions.from_code(code)(value, operation)
         return value
     try:
-        result = call()
-        entry = ('ok', result)
-    except ClientError as e:
-        if e.response.get('Error', {}).get('Code') not in answers:
-            raise
-        entry, result = ('error', e.response), e
-    blob = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
-    with _lock:
-        _state['data'][key] = blob
+        try:
+            result = call()
+            entry = ('ok', result)
+        except ClientError as e:
+            if e.response.get('Error', {}).get('Code') not in answers:
+                raise
+            entry, result = ('error', e.response), e
+        blob = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
+        with _lock:
+            _state['reads'][key[1]] = blob
+    finally:
+        with _lock:
+            _release(key)
     if isinstance(result, ClientError):
         raise result
     return result
@@ -210,27 +337,16 @@ def acting_policies_bypass(original):
     return run
 
 
-def region_major(original):
-    """``custodian run``: policies ordered region by region, so a region shares one cache."""
-    def initialize_policies(self, policy_collection, options):
-        collection = original(self, policy_collection, options)
-        order = {}
-        for p in collection:
-            order.setdefault(p.options.region, len(order))
-        # sorted() is stable: within a region, the policies keep their order
-        collection.policies = sorted(collection.policies, key=lambda p: order[p.options.region])
-        return collection
-    return initialize_policies
-
-
 def account_region_scope(original):
     """c7n-org's ``run_account``: the cache and the cached clients live for one account-region."""
     def run_account(*args, **kw):
-        from custodian_ext.perf import close_clients
+        from custodian_ext.perf import close_clients, forget_assumed_roles
         clear()
+        forget_assumed_roles()
         try:
             return original(*args, **kw)
         finally:
             clear()
             close_clients()
+            forget_assumed_roles()
     return run_account

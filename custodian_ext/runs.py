@@ -67,6 +67,9 @@ class Check:
     counts: dict = field(default_factory=dict)
     failures: list = field(default_factory=list)
     runs: list = field(default_factory=list)
+    silent: list = field(default_factory=list)  # [(name, account id)] with no run at all
+    shards: dict = field(default_factory=dict)  # {account name: shard index} (--shards N)
+    shard_count: int = 0
 
     @property
     def ok(self):
@@ -161,20 +164,39 @@ def log_reasons(path):
     return out
 
 
-def check_output(output_dir, accounts, policies, regions=(), log_file=None):
-    """Compare the output folder of a c7n-org run with the runs it should hold."""
+def check_output(output_dir, accounts, policies, regions=(), log_file=None, shards=0):
+    """Compare the output of a c7n-org run (a folder, or s3://bucket/prefix) with the runs
+    it should hold. ``shards``: the sweep ran as that many shards (custodian_ext.shards)."""
+    if str(output_dir).startswith('s3://'):
+        import shutil
+        import tempfile
+        from custodian_ext.report import s3
+        tmp = tempfile.mkdtemp(prefix='custodian-ext-org-check-')
+        try:
+            try:
+                s3.download(output_dir, tmp)
+            except ReportInputError as e:
+                if 'nothing under this prefix' not in str(e):
+                    raise PackError(str(e)) from None
+            return check_output(tmp, accounts, policies, regions, log_file, shards)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     if '://' in str(output_dir):
-        raise PackError(f"{output_dir}: org-check reads a local folder; copy the output "
-                        f"down first (aws s3 sync {output_dir} out)")
+        raise PackError(f"{output_dir}: org-check reads a local folder or s3://bucket/prefix")
     if not os.path.isdir(output_dir):
         raise PackError(f"{output_dir}: no such folder; pass the -s folder of the c7n-org run")
     if not policies:
         raise PackError('no policy selected; check -p / -l against the policy file')
     reasons = log_reasons(log_file)
     result = Check()
+    if shards:
+        from custodian_ext.shards import assignment
+        result.shards, result.shard_count = assignment(accounts, shards), shards
     counts = OrderedDict((s, 0) for s in OK_STATUSES + ('errored', 'missing'))
     for account in accounts:
         name, account_id = account['name'], account.get('account_id', '')
+        if not os.path.isdir(os.path.join(output_dir, name)):
+            result.silent.append((name, account_id))
         acct_reasons = reasons.get((name, None), [])
         try:
             account_regions_ = account_regions(account, regions)
@@ -257,6 +279,73 @@ def mark_missing(output_dir, check, policies):
     return written
 
 
+def _shard_label(check, name):
+    if not check.shard_count or name not in check.shards:
+        return ''
+    return f" [shard {check.shards[name]} of {check.shard_count}]"
+
+
+def silent_lines(check):
+    """With shards: one line per shard none of whose accounts wrote anything."""
+    if not check.silent or not check.shard_count:
+        return []
+    silent = dict(check.silent)
+    members = {}
+    for name, index in check.shards.items():
+        members.setdefault(index, []).append(name)
+    lines = []
+    for index in sorted(members):
+        if all(n in silent for n in members[index]):
+            lines.append(f"FAILED shard {index} of {check.shard_count}: none of its "
+                         f"{len(members[index])} account(s) has any output "
+                         f"({', '.join(sorted(members[index]))}); the job did not run, "
+                         f"or wrote elsewhere")
+    return lines
+
+
+def unreported(runs, accounts, regions=(), shards=0):
+    """Missing runs for the accounts of the accounts file that have no output at all.
+
+    ``runs`` are a report's runs; each account of ``accounts`` (the full file a
+    sharded sweep was cut from) without any c7n-org run gets a ``missing`` run
+    for every policy the output holds, in each of its regions (its ``regions``
+    in the file, else ``regions``, else every region the output holds).
+    """
+    from custodian_ext.report.model import PolicyRun
+    org = [r for r in runs if r.layout == 'org']
+    if not org:
+        return []
+    present = {r.account for r in org}
+    policies = {}
+    for r in org:
+        policies.setdefault(r.policy, r)
+    seen_regions = sorted({r.region for r in org})
+    wanted = [r for r in regions or () if r != 'all']
+    where = {}
+    if shards:
+        from custodian_ext.shards import assignment
+        where = assignment(accounts, shards)
+    source = org[0].source
+    out = []
+    for a in accounts:
+        name = a['name']
+        if name in present:
+            continue
+        own = [r for r in a.get('regions') or () if r != 'all']
+        label = f" (shard {where[name]} of {shards})" if name in where else ''
+        for region in own or wanted or seen_regions:
+            for pname in sorted(policies):
+                model = policies[pname]
+                out.append(PolicyRun(
+                    policy=pname, account=name, account_id=str(a.get('account_id', '')),
+                    region=region, status='missing', resource_type=model.resource_type,
+                    metadata=model.metadata, description=model.description,
+                    path=os.path.join(source, name, region, pname), actions=model.actions,
+                    tags=model.tags, source=source, layout='org',
+                    error=f"no output: account {name} was never swept{label}"))
+    return out
+
+
 def render(check):
     c = check.counts
     deployed = f"{c['deployed']} deployed, " if c.get('deployed') else ''
@@ -265,7 +354,8 @@ def render(check):
              f"{c.get('skipped', 0)} skipped by their conditions, "
              f"{c.get('errored', 0)} errored, {c.get('missing', 0)} never ran"]
     for f in sorted(check.failures, key=lambda f: (f.account, f.region)):
-        lines.append(f.line())
+        lines.append(f.line() + _shard_label(check, f.account))
+    lines.extend(silent_lines(check))
     if check.ok:
         lines.append('org-check: every expected run completed')
     else:

@@ -5,8 +5,10 @@ reads it, within the limits AWS sets, and annotates who did what:
 
 - Rate: AWS allows ``LookupEvents`` 2 requests per second per account and
   region. Every call in this process waits for its account-region slot
-  (``MIN_INTERVAL``), and throttling errors are retried with back-off; each
-  retried attempt waits for a slot too.
+  (``MIN_INTERVAL``), and throttling errors are retried with back-off. The
+  spacing holds where AWS counts, when the requests go out: a request sent
+  late (its thread kept from the CPU) delays the next, and retries are spaced
+  too.
 - Window: ``since`` (the incident start) to now, clamped to the 90 days of
   history AWS keeps (``HISTORY_DAYS``). A clamped window is recorded in the
   annotation (``WindowClamped``) and for the whole run (``partial.json``,
@@ -25,7 +27,9 @@ reads it, within the limits AWS sets, and annotates who did what:
   ``max-pages * (1 + number of event names)``; usually one or two.
 - Results are reused for ``CACHE_SECONDS`` within one process (several
   policies read the same history in one run; CloudTrail itself delivers events
-  minutes late, so a minute-old read misses nothing it could have seen).
+  minutes late, so a minute-old read misses nothing it could have seen). Policies
+  running at once (``custodian_ext.concurrency``) that want the same history wait
+  for one read of it: each lookup is made once per account-region and window.
 - ``parameters`` keeps only the events whose request parameters match
   (``ModifyInstanceAttribute`` that changed ``userData``): it narrows the events
   read, never the reads, so the request count is the same.
@@ -72,12 +76,19 @@ sleep = time.sleep
 
 
 class RateLimiter:
-    """At most one call per ``interval`` seconds for each key (account, region)."""
+    """At most one call per ``interval`` seconds for each key (account, region).
+
+    ``wait`` gives each call its slot. ``sending`` is called again as the request
+    goes out (botocore's before-send, retries included): a call planned earlier
+    but sent late, by a thread the CPU kept waiting, never brings two requests
+    closer than ``interval`` where AWS counts them, at arrival.
+    """
 
     def __init__(self, interval):
         self.interval = interval
         self.lock = threading.Lock()
         self.next_slot = {}
+        self.last_sent = {}
 
     def wait(self, key):
         with self.lock:
@@ -87,10 +98,39 @@ class RateLimiter:
         if slot > now:
             sleep(slot - now)
 
+    def sending(self, key):
+        while True:
+            with self.lock:
+                now = clock()
+                earliest = self.last_sent.get(key, now - self.interval) + self.interval
+                if now >= earliest:
+                    self.last_sent[key] = now
+                    self.next_slot[key] = max(self.next_slot.get(key, now), now + self.interval)
+                    return
+            sleep(earliest - now)
+
+
+_pacing = threading.local()  # the account-region whose LookupEvents this thread sends
+
+
+def _pace(**kwargs):
+    """botocore before-send of LookupEvents: the request goes out no sooner than its slot."""
+    key = getattr(_pacing, 'key', None)
+    if key is not None:
+        limiter.sending(key)
+
+
+def paced(client):
+    client.meta.events.register('before-send.cloudtrail.LookupEvents', _pace,
+                                unique_id='custodian-ext-lookup-pace')
+    return client
+
 
 limiter = RateLimiter(MIN_INTERVAL)
 _cache = {}
+_reading = {}  # a lookup being made -> Event set when it is done
 _cache_lock = threading.Lock()
+READ_WAIT_SECONDS = 600
 
 
 def clear_cache():
@@ -106,58 +146,49 @@ def global_event_region(region):
     return GLOBAL_EVENT_REGIONS.get(get_partition(region), 'us-east-1')
 
 
-_attempt = threading.local()
-
-
-def _retry_waits(**kw):
-    """botocore ``before-send`` of LookupEvents: a retried attempt waits for its slot too.
-
-    The first attempt of each call has waited in ``lookup``; every further one
-    (botocore's own retries, or c7n's ``retry`` calling again after a
-    throttling error) waits here, so retries stay within the rate as well.
-    """
-    if getattr(_attempt, 'first', False):
-        _attempt.first = False
-    elif getattr(_attempt, 'key', None) is not None:
-        limiter.wait(_attempt.key)
-
-
-def limited(client):
-    """``client``, with every LookupEvents attempt going through the rate limiter."""
-    client.meta.events.register('before-send.cloudtrail.LookupEvents', _retry_waits,
-                                unique_id='custodian-ext-lookup-events-rate')
-    return client
-
-
 def lookup(client, retry, key, attribute, start, end, max_pages):
     """Every event for one lookup attribute in [start, end]: (raw events, cut short?)."""
     params = {'LookupAttributes': [attribute], 'StartTime': start, 'EndTime': end,
               'MaxResults': PAGE_SIZE}
     events = []
-    limited(client)
-    _attempt.key = key
-    for _ in range(max_pages):
-        limiter.wait(key)
-        _attempt.first = True
-        resp = retry(client.lookup_events, **params)
-        events.extend(resp.get('Events', ()))
-        token = resp.get('NextToken')
-        if not token:
-            return events, False
-        params['NextToken'] = token
-    return events, True
+    paced(client)
+    _pacing.key = key
+    try:
+        for _ in range(max_pages):
+            limiter.wait(key)
+            resp = retry(client.lookup_events, **params)
+            events.extend(resp.get('Events', ()))
+            token = resp.get('NextToken')
+            if not token:
+                return events, False
+            params['NextToken'] = token
+        return events, True
+    finally:
+        _pacing.key = None
 
 
 def cached_lookup(client, retry, key, attribute, start, end, max_pages):
     ckey = key + (attribute['AttributeKey'], attribute['AttributeValue'],
                   start.isoformat(), max_pages)
-    with _cache_lock:
-        hit = _cache.get(ckey)
-        if hit and clock() - hit[0] < CACHE_SECONDS:
-            return hit[1], hit[2]
-    events, cut = lookup(client, retry, key, attribute, start, end, max_pages)
-    with _cache_lock:
-        _cache[ckey] = (clock(), events, cut)
+    while True:
+        with _cache_lock:
+            hit = _cache.get(ckey)
+            if hit and clock() - hit[0] < CACHE_SECONDS:
+                return hit[1], hit[2]
+            # policies running at once (custodian_ext.concurrency) ask for the same
+            # history: one reads it, the others wait for its answer
+            reading = _reading.get(ckey)
+            if reading is None:
+                _reading[ckey] = threading.Event()
+                break
+        reading.wait(READ_WAIT_SECONDS)
+    try:
+        events, cut = lookup(client, retry, key, attribute, start, end, max_pages)
+        with _cache_lock:
+            _cache[ckey] = (clock(), events, cut)
+    finally:
+        with _cache_lock:
+            _reading.pop(ckey).set()
     return events, cut
 
 

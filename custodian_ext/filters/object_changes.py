@@ -314,8 +314,9 @@ class ObjectChangesNotCheckable(Filter):
         if region not in self.trails_in:
             client = self.session.client('cloudtrail', region_name=region)
             try:
-                # includeShadowTrails defaults to true; the call c7n's aws.cloudtrail
-                # listing makes, so the run answers it once (runcache.SHARED_READS)
+                # includeShadowTrails defaults to true (multi-region and organization
+                # trails included); asked as c7n's trail listing asks, the read is shared
+                # with it (runcache.SHARED_READS)
                 self.trails_in[region] = (self.manager.retry(
                     client.describe_trails).get('trailList') or [], None)
             except ClientError as e:

@@ -139,10 +139,12 @@ def uninstall():
             else:
                 setattr(owner, name, orig)
         _program[0] = None
+    import custodian_ext.concurrency as concurrency
     import custodian_ext.perf as perf
     import custodian_ext.runcache as runcache
     runcache.reset()
     perf.reset()
+    concurrency.reset()
 
 
 def installed():

@@ -78,6 +78,9 @@ def checked_init(original):
                 raise PackError(f"{config}: {e.message}" + (f" (at {where})" if where else ''))
             accounts_file.check_accounts(accounts_config, custodian_config, config,
                                          cli_regions())
+            if patches.performance_enabled():
+                from custodian_ext.concurrency import threads
+                threads('c7n-org')  # CUSTODIAN_EXT_THREADS: one line now, not per worker
             if c7n_org_command() == 'run' and accounts_config.get('accounts') and \
                     custodian_config.get('policies'):
                 check_org_credentials(accounts_config)

@@ -5,6 +5,7 @@ periodic and react functions), ``custodian-ext`` (the pack's own command).
 ``always=False``: part of the performance layer, off with ``CUSTODIAN_EXT_PERF=0``.
 ``signature``: the target's signature in the locked versions (tests pin it).
 """
+import custodian_ext.concurrency as concurrency
 import custodian_ext.lambda_runs as lambda_runs
 import custodian_ext.perf as perf
 import custodian_ext.runcache as runcache
@@ -116,13 +117,27 @@ TABLE = (
           "a policy that acts reads live and empties the cache when it ends; on PullMode.run "
           "so that Policy.__call__, Policy.run (c7n-org) and every other entry point obey it",
           signature='(self, *args, **kw)', always=False),
-    Patch('c7n.resources.aws:AWS.initialize_policies', runcache.region_major, CLI,
-          "custodian run ordered region by region, so a region's policies share one cache",
+    Patch('c7n.resources.aws:AWS.initialize_policies', concurrency.region_major_plan, CLI,
+          "custodian run ordered region by region, so a region's policies share one cache; "
+          "policies that only read planned to run at once (CUSTODIAN_EXT_THREADS)",
           signature='(self, policy_collection, options)', always=False),
-    Patch('c7n_org.cli:run_account', runcache.account_region_scope, ('c7n-org',),
-          "the cache and the cached clients live for one account-region",
+    Patch('c7n.policy:Policy.__call__', concurrency.scheduled_call, ('custodian',),
+          "custodian run waits on the network one policy and one region after another: "
+          "planned policies run on threads, and c7n's loop gets each outcome in its order",
+          signature='(self)', always=False),
+    Patch('c7n_org.cli:run_account', concurrency.account_region_run, ('c7n-org',),
+          "an account-region's policies run on threads while their calls wait on the "
+          "network; the cache, cached clients and assumed role live for the account-region",
           signature='(account, region, policies_config, output_path, cache_period, '
                     'cache_path, metrics, dryrun, debug)', always=False),
+    Patch('c7n_org.cli:environ', concurrency.shared_environ, ('c7n-org',),
+          "the account's tags are set in the environment around each run_account; runs of "
+          "one account-region on threads overlap, so the first sets them, the last restores",
+          signature='(**kw)', always=False),
+    Patch('c7n.output:LogOutput.join_log', concurrency.own_thread_logs, CLI,
+          "policies run on threads: a policy's custodian-run.log takes its own thread's "
+          "lines, not those of the policies running beside it",
+          signature='(self)', always=False),
     Patch('c7n_org.cli:load_available', perf.load_available_once, ('c7n-org',),
           "c7n-org reloads every resource module in each account-region; once is enough",
           signature='(resources=True)', always=False),

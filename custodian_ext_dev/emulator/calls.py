@@ -29,6 +29,10 @@ Not AWS behaviour: tooling for measuring the pack against the emulator.
 - Faults (throttling, server errors, timeouts, access denied), seeded and per
   logical call of a Custodian policy: ``POST /moto-api/custodian-ext/faults``;
   see ``custodian_ext_dev.emulator.faults``.
+- Latency and rate limits of real AWS (off by default): ``latency.py``, through
+  ``POST /moto-api/custodian-ext/latency`` here; requests it refuses for their
+  rate are counted as ``rate_limited``, and ``GET /moto-api/custodian-ext/requests``
+  lists every request with its latency.
 """
 import collections
 import hashlib
@@ -40,7 +44,7 @@ import time
 import urllib.parse
 import uuid
 
-from custodian_ext_dev.emulator import faults
+from custodian_ext_dev.emulator import faults, latency
 
 PREFIX = '/moto-api/custodian-ext/'
 _lock = threading.Lock()
@@ -48,6 +52,8 @@ _lock = threading.Lock()
 _counts = collections.Counter()
 _throttled = collections.Counter()  # same key -> n
 _faulted = collections.Counter()    # same key -> n (custodian_ext_dev.emulator.faults)
+_rate_limited = collections.Counter()  # same key -> n refused by latency.py's rate limits
+_op_cache = {}
 _throttle = {'every': 0, 'times': 1, 'seen': 0, 'pending': {}}
 _APPLIED = False
 # Other emulator modules' control endpoints: POST PREFIX + name, JSON body -> JSON answer.
@@ -196,19 +202,22 @@ def calls():
     """The counted calls, one entry per account, region, service and operation."""
     with _lock:
         served, throttled = dict(_counts), dict(_throttled)
+        limited = dict(_rate_limited)
         faulted = dict(_faulted)
     merged = collections.Counter()
     merged_throttled = collections.Counter()
+    merged_limited = collections.Counter()
     merged_faulted = collections.Counter()
     for source, target in ((served, merged), (throttled, merged_throttled),
-                           (faulted, merged_faulted)):
-        for (account, region, service, method, path, keys, hint), n in source.items():
-            op = operation(service, method, path, keys, hint)
-            target[(account, region, SERVICE_NAMES.get(service, service), op)] += n
-    keys = sorted(set(merged) | set(merged_throttled) | set(merged_faulted))
+                           (limited, merged_limited), (faulted, merged_faulted)):
+        for key, n in source.items():
+            target[_resolve(key)] += n
+    keys = sorted(set(merged) | set(merged_throttled) | set(merged_limited)
+                  | set(merged_faulted))
     return [{'account': a, 'region': r, 'service': s, 'operation': o,
              'served': merged.get((a, r, s, o), 0),
              'throttled': merged_throttled.get((a, r, s, o), 0),
+             'rate_limited': merged_limited.get((a, r, s, o), 0),
              'faulted': merged_faulted.get((a, r, s, o), 0)}
             for a, r, s, o in keys]
 
@@ -218,8 +227,19 @@ def reset():
         _counts.clear()
         _throttled.clear()
         _faulted.clear()
+        _rate_limited.clear()
         _throttle['seen'] = 0
         _throttle['pending'] = {}
+    latency.reset_log()
+
+
+def _resolve(key):
+    """(account, region, service, operation) of a counting key."""
+    account, region, service, method, path, keys, hint = key
+    op = _op_cache.get(key)
+    if op is None:
+        op = _op_cache[key] = operation(service, method, path, keys, hint)
+    return account, region, SERVICE_NAMES.get(service, service), op
 
 
 def _control(environ, start_response):
@@ -232,6 +252,12 @@ def _control(environ, start_response):
     elif path == PREFIX + 'calls/reset' and method == 'POST':
         reset()
         payload = {'reset': True}
+    elif path == PREFIX + 'latency' and method == 'POST':
+        payload = latency.configure(json.loads(body or b'{}') or {})
+    elif path == PREFIX + 'latency' and method == 'GET':
+        payload = latency.describe()
+    elif path == PREFIX + 'requests' and method == 'GET':
+        payload = {'requests': latency.entries(_resolve)}
     elif path == PREFIX + 'throttle' and method == 'POST':
         options = json.loads(body or b'{}') or {}
         every = max(int(options.get('every') or 0), 0)
@@ -286,6 +312,17 @@ def start(url):
     _request(url, 'calls/reset', {})
 
 
+def set_latency(url, on=True, seed=0, scale=1.0, rate_limits=True):
+    """Real AWS's latency and rate limits on (or off) in the emulator (``latency.py``)."""
+    return _request(url, 'latency', {'on': on, 'seed': seed, 'scale': scale,
+                                     'rate_limits': rate_limits})
+
+
+def requests(url):
+    """Every request since the last reset, in arrival order (latency on only)."""
+    return _request(url, 'requests')['requests']
+
+
 def throttle(url, every, times=1):
     """Throttle every ``every``-th request (0: none), and its retries up to ``times`` in all."""
     _request(url, 'throttle', {'every': every, 'times': times})
@@ -315,6 +352,7 @@ def apply():
     dispatch = DomainDispatcherApplication.__call__
 
     def call(self, environ, start_response):
+        started = time.monotonic()  # arrival: before the body is read
         path = environ.get('PATH_INFO', '')
         if path.startswith(PREFIX):
             return _control(environ, start_response)
@@ -349,15 +387,36 @@ def apply():
                     if _throttle['seen'] % every == 0:
                         _throttle['pending'][request] = 1  # refused once so far
                         throttle = True
-            (_throttled if throttle else _counts)[key] += 1
-        if throttle:
+            if throttle:
+                _throttled[key] += 1
+        limited = False
+        timed = latency.active()
+        if timed:
+            # the body is read: the connection can serve the client's next request
+            environ[KEEP_ALIVE] = True
+            _, _, name, op = _resolve(key)
+            fresh = latency.new_connection(environ)
+            if not throttle and not latency.admit(account, region, name, op, started):
+                limited = True
+        with _lock:
+            if limited:
+                _rate_limited[key] += 1
+            elif not throttle:
+                _counts[key] += 1
+        if throttle or limited:
+            if timed:
+                drawn = latency.latency(region, name, op, fresh, refused=True)
+                took = time.monotonic() - started
+                latency.record(started, key, drawn, took, fresh, False,
+                               'rate-limited' if limited else 'throttled')
+                latency.wait(started, drawn[0])
             status, headers, text = throttling_response(service)
             data = text.encode()
             start_response(status, headers + [('Content-Length', str(len(data)))])
             return [data]
         if faults.active():
             fingerprint = (access_key, method, path, query, hashlib.sha256(body).hexdigest())
-            op = operation(service, method, path, query_keys, key[-1])
+            op = _resolve(key)[3]
             fault = faults.check(environ, service, region, op, fingerprint)
             if fault is not None:
                 with _lock:
@@ -370,6 +429,57 @@ def apply():
                 start_response(status, headers + [('Content-Length', str(len(data)))])
                 return [data]
             faults.served(environ, fingerprint)
-        return dispatch(self, environ, start_response)
+        if not timed:
+            return dispatch(self, environ, start_response)
+        result = dispatch(self, environ, start_response)
+        took = time.monotonic() - started
+        drawn = latency.latency(region, name, op, fresh)
+        latency.record(started, key, drawn, took, fresh,
+                       latency.is_continuation(query, body), 'ok')
+        latency.wait(started, drawn[0])
+        return result
 
     DomainDispatcherApplication.__call__ = call
+    keep_alive()
+
+
+KEEP_ALIVE = 'custodian_ext.keep_alive'
+
+
+def keep_alive():
+    """Keep client connections open while latency is on, as AWS's endpoints do.
+
+    werkzeug's server closes every connection after one response, so each request
+    would look like a new HTTPS connection; AWS keeps them open and botocore
+    reuses them, which is what makes a client's later calls cheaper than its
+    first (``latency.py`` charges the handshake to a connection's first request).
+    Only requests whose body ``call`` has read in full are kept alive.
+    """
+    import selectors
+    import types
+    import werkzeug.serving
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+    send_header = MotoRequestHandler.send_header
+    kept = threading.local()
+
+    def send_header_ext(self, keyword, value):
+        if keyword.lower() == 'connection' and value.lower() == 'close' and \
+                getattr(self, 'environ', {}).get(KEEP_ALIVE) and \
+                (self.headers.get('Connection') or '').lower() != 'close':
+            value = 'keep-alive'
+            kept.on = True
+        return send_header(self, keyword, value)
+
+    class Selector(selectors.DefaultSelector):
+        # After each response werkzeug reads whatever the client sent next and
+        # drops it, which is right only when the connection is closed: on a
+        # kept-alive connection that is the client's next request.
+        def select(self, timeout=None):
+            if getattr(kept, 'on', False):
+                kept.on = False
+                return []
+            return super().select(timeout)
+
+    MotoRequestHandler.send_header = send_header_ext
+    werkzeug.serving.selectors = types.SimpleNamespace(
+        DefaultSelector=Selector, EVENT_READ=selectors.EVENT_READ)

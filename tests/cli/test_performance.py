@@ -208,19 +208,53 @@ def test_sweep_with_throttling_completes_with_identical_findings(sweeps, org):
     assert outcome == sweeps['b'][1]
 
 
-def test_custodian_run_findings_identical_with_and_without_the_layer(org):
-    """custodian run over two regions: the pack orders the runs region by region."""
-    outcomes = {}
-    for perf in ('0', '1'):
-        out = org['tmp'] / f'single-{perf}'
-        env = dict(org['first'].env, CUSTODIAN_EXT_PERF=perf, HOME=str(out) + '-home')
-        proc = run_cli(['custodian', 'run', '-s', str(out), '--cache-period', '0',
-                        '--vars-file', org['vars'], os.path.join(REPO, 'policies', 'detect')]
-                       + sweep_regions(), env, timeout=600)
-        assert proc.returncode == 0, proc.stderr[-4000:]
-        outcomes[perf] = sweep.outcomes(str(out))
-    assert outcomes['0'] == outcomes['1']
-    assert sum(1 for status, _ in outcomes['1'].values() if status == 'findings') >= 15
+def single_run(org, out, perf):
+    """custodian run over the first account's two regions: outcomes."""
+    env = dict(org['first'].env, CUSTODIAN_EXT_PERF=perf, HOME=str(out) + '-home')
+    proc = run_cli(['custodian', 'run', '-s', str(out), '--cache-period', '0',
+                    '--vars-file', org['vars'], os.path.join(REPO, 'policies', 'detect')]
+                   + sweep_regions(), env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return sweep.outcomes(str(out))
+
+
+@pytest.fixture(scope='module')
+def singles(org):
+    return {perf: single_run(org, org['tmp'] / f'single-{perf}', perf) for perf in ('0', '1')}
+
+
+def test_custodian_run_findings_identical_with_and_without_the_layer(singles):
+    """custodian run over two regions: the pack runs every policy of both regions at once
+    (custodian_ext.concurrency); stock Custodian one after another."""
+    assert singles['0'] == singles['1']
+    assert sum(1 for status, _ in singles['1'].values() if status == 'findings') >= 15
+
+
+def test_at_aws_latency_and_rate_limits_findings_identical_and_no_request_refused(
+        sweeps, singles, org):
+    """The emulator answers at real AWS latency (custodian_ext_dev/emulator/latency.yml,
+    scaled to a tenth to keep the test short) and refuses what exceeds AWS's rate limits
+    (LookupEvents: 2 per second per account-region, at full rate). The pack runs an
+    account-region's policies at once; every policy still finds what stock Custodian,
+    one policy after another, finds, and no request is refused: one attempt per call
+    (the emulator's environment), so a refusal would have errored its policy."""
+    calls.set_latency(org['url'], seed=7, scale=0.1, rate_limits=True)
+    try:
+        counted, outcome = org_run(org, org['tmp'] / 'out-latency', '1')
+        log = calls.requests(org['url'])
+        single = single_run(org, org['tmp'] / 'single-latency', '1')
+        single_log = calls.requests(org['url'])
+    finally:
+        calls.set_latency(org['url'], on=False)
+    assert outcome == sweeps['a'][1] and single == singles['0']
+    assert sum(c['rate_limited'] for c in counted) == 0
+    assert [r for r in log + single_log if r['status'] != 'ok'] == []
+    # the limit was in play: account-regions read their history in more requests than a
+    # burst of two allows at once
+    lookups = collections.Counter((r['account'], r['region']) for r in log
+                                  if r['operation'] == 'LookupEvents')
+    assert max(lookups.values()) >= 3
+    assert all(r['latency_ms'] > 0 for r in log)
 
 
 RETRY_PROBE = r'''

@@ -93,24 +93,6 @@ def test_an_action_that_fails_still_empties_the_cache():
     assert cache.get('k') is None
 
 
-def test_custodian_run_is_ordered_region_by_region_keeping_policy_order():
-    class P:
-        def __init__(self, name, region):
-            self.name, self.options = name, Config.empty(region=region)
-
-    class Collection:
-        policies = [P('a', 'us-east-1'), P('a', 'eu-north-1'), P('b', 'us-east-1'),
-                    P('b', 'eu-north-1'), P('c', 'us-east-1')]
-
-        def __iter__(self):
-            return iter(self.policies)
-
-    ordered = runcache.region_major(lambda self, c, o: c)(None, Collection(), None)
-    assert [(p.name, p.options.region) for p in ordered.policies] == [
-        ('a', 'us-east-1'), ('b', 'us-east-1'), ('c', 'us-east-1'),
-        ('a', 'eu-north-1'), ('b', 'eu-north-1')]
-
-
 def client(service, region='us-east-1', key='AKIAEXAMPLE1'):
     # never called: shared_read is handed the call to make
     return boto3.Session(aws_access_key_id=key, aws_secret_access_key='x',

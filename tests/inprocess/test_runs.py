@@ -95,6 +95,7 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(
         f"custodian-ext: error: accounts file {tmp_path / 'nope.yml'} not found")
+    # S3 output is read (tests/cli/test_shards.py); other schemes are not
     assert main(['org-check', '-c', str(accounts), '-u', str(use), '-s',
-                 's3://bucket/out']) == 1
-    assert 'copy the output down first' in capsys.readouterr().err
+                 'gs://bucket/out']) == 1
+    assert 'reads a local folder or s3://bucket/prefix' in capsys.readouterr().err
