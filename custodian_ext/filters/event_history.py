@@ -25,11 +25,14 @@ reads it, within the limits AWS sets, and annotates who did what:
   without matching events, because its history was not read to the end.
 - Requests per policy and account-region are therefore at most
   ``max-pages * (1 + number of event names)``; usually one or two.
-- Results are reused for ``CACHE_SECONDS`` within one process (several
+- Results are reused for ``CACHE_SECONDS`` within one run (several
   policies read the same history in one run; CloudTrail itself delivers events
   minutes late, so a minute-old read misses nothing it could have seen). Policies
   running at once (``custodian_ext.concurrency``) that want the same history wait
   for one read of it: each lookup is made once per account-region and window.
+  In c7n-org the regions of one account run in different worker processes, and
+  all of them read the account's global events: the lookups and the 2 requests
+  per second are shared across the run's processes (``custodian_ext.shared_run``).
 - ``parameters`` keeps only the events whose request parameters match
   (``ModifyInstanceAttribute`` that changed ``userData``): it narrows the events
   read, never the reads, so the request count is the same.
@@ -45,6 +48,7 @@ from c7n.filters import Filter
 from c7n.utils import get_partition
 from c7n.utils import local_session, type_schema
 
+import custodian_ext.shared_run as shared_run
 from custodian_ext.activity.known import KnownPrincipals
 from custodian_ext.filters.options import aware, check_timestamp, list_option
 from custodian_ext.outputs import mark_partial
@@ -104,10 +108,27 @@ class RateLimiter:
                 now = clock()
                 earliest = self.last_sent.get(key, now - self.interval) + self.interval
                 if now >= earliest:
+                    earliest = self._across_processes(key, now)
+                if now >= earliest:
                     self.last_sent[key] = now
                     self.next_slot[key] = max(self.next_slot.get(key, now), now + self.interval)
                     return
             sleep(earliest - now)
+
+    def _across_processes(self, key, now):
+        """The other worker processes of a c7n-org run send for this account-region too
+        (every region reads the account's global events): the earliest this request may
+        go out, taking the slot when it is now (``custodian_ext.shared_run``)."""
+        path = shared_run.directory()
+        if path is None:
+            return now
+        name = ('lookup-events-sent', key)
+        with shared_run.held(path, name):
+            last = shared_run.read_clock(path, name)
+            earliest = now if last is None else max(now, last + self.interval)
+            if earliest <= now:
+                shared_run.write_clock(path, name, now)
+        return earliest
 
 
 _pacing = threading.local()  # the account-region whose LookupEvents this thread sends
@@ -183,12 +204,28 @@ def cached_lookup(client, retry, key, attribute, start, end, max_pages):
                 break
         reading.wait(READ_WAIT_SECONDS)
     try:
-        events, cut = lookup(client, retry, key, attribute, start, end, max_pages)
+        events, cut = shared_lookup(client, retry, key, attribute, start, end, max_pages, ckey)
         with _cache_lock:
             _cache[ckey] = (clock(), events, cut)
     finally:
         with _cache_lock:
             _reading.pop(ckey).set()
+    return events, cut
+
+
+def shared_lookup(client, retry, key, attribute, start, end, max_pages, ckey):
+    """``lookup``, made once for all the worker processes of a c7n-org run: the first to
+    want it reads it, the others wait for its answer (``custodian_ext.shared_run``)."""
+    path = shared_run.directory()
+    if path is None:
+        return lookup(client, retry, key, attribute, start, end, max_pages)
+    name = ('lookup-events', ckey)
+    with shared_run.held(path, name):
+        hit = shared_run.load(path, name, CACHE_SECONDS)
+        if hit is not None:
+            return hit
+        events, cut = lookup(client, retry, key, attribute, start, end, max_pages)
+        shared_run.store(path, name, (events, cut))
     return events, cut
 
 

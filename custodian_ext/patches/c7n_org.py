@@ -87,6 +87,10 @@ def checked_init(original):
         except (PackError, settings.SettingsError) as e:
             sys.stderr.write(f"c7n-org: error: {e}\n")
             sys.exit(1)
+        if c7n_org_command() == 'run':
+            # the workers share CloudTrail's rate limit and lookups per account-region
+            import custodian_ext.shared_run as shared_run
+            shared_run.start()
         if c7n_org_command() == 'run' and patches.performance_enabled():
             # forked workers inherit the parsed models: each is parsed once per run
             perf.warm(custodian_config)
