@@ -51,6 +51,12 @@ DATA_TYPES = ('AWS::S3::Object', 'AWS::Lambda::Function')
 LIST_PAGE = 100
 # Log files read at once.
 READERS = 8
+# Event history has no "any of these names" lookup: one request (or more) per name, at 2
+# per second. Most regions of an account see few read-only calls: when the region's whole
+# read-only history in the window fits in this many pages, it answers every name at once
+# (about 20 sensitive reads and the credential-issuing calls); else each name is looked up.
+READ_STREAM_PAGES = 2
+READ_STREAM_MIN_NAMES = 4  # fewer names than this: the lookups by name cost no more
 # S3's transient errors (SlowDown is its throttling), retried with back-off.
 s3_retry = get_retry(('SlowDown', 'ServiceUnavailable', 'InternalError', 'RequestTimeout',
                       'Throttling', 'ThrottlingException'))
@@ -102,35 +108,55 @@ class EventHistory:
             self._clients[region] = self.session.client('cloudtrail', region_name=region)
         return self._clients[region]
 
-    def lookups(self, query):
+    def names(self, query):
+        return set(query.names) | (set(self.sensitive_names) if query.sensitive else set())
+
+    def lookups(self, query, names=None):
         out = [('AccessKeyId', k) for k in sorted(query.keys)]
-        names = set(query.names) | (set(self.sensitive_names) if query.sensitive else set())
-        out += [('EventName', n) for n in sorted(names)]
+        out += [('EventName', n) for n in sorted(self.names(query) if names is None else names)]
         return out
 
+    def _lookup(self, region, attribute, value, pages):
+        return event_history.cached_lookup(
+            self._client(region), self.retry, (self.account_id, region),
+            {'AttributeKey': attribute, 'AttributeValue': value},
+            self.window.start, self.window.end, pages)
+
+    def from_read_stream(self, region, names):
+        """(rows, names they answer): a quiet region's whole read-only history, when it fits
+        in ``READ_STREAM_PAGES`` pages, answers every read-event name at once; otherwise
+        (rows, nothing) and each name is looked up on its own."""
+        reads = {n for n in names if not event_history.is_write_event(n)}
+        if len(reads) < READ_STREAM_MIN_NAMES:
+            return [], set()
+        rows, cut = self._lookup(region, 'ReadOnly', 'true', READ_STREAM_PAGES)
+        if cut:
+            return [], set()
+        return [r for r in rows if r.get('EventName') in reads], reads
+
     def read(self, region, query):
-        key = (self.account_id, region)
-        seen = set()
-        for attribute, value in self.lookups(query):
-            raw, cut = event_history.cached_lookup(
-                self._client(region), self.retry, key,
-                {'AttributeKey': attribute, 'AttributeValue': value},
-                self.window.start, self.window.end, self.max_pages)
+        names = self.names(query)
+        streamed, answered = self.from_read_stream(region, names)
+        rows = list(streamed)
+        for attribute, value in self.lookups(query, names - answered):
+            raw, cut = self._lookup(region, attribute, value, self.max_pages)
             if cut:
                 self.cut_short.append(
                     f'event history in {region}: the lookup of {attribute} {value} stopped after '
                     f'{self.max_pages} pages of {event_history.PAGE_SIZE} events; older events '
                     f'were not read')
-            for row in raw:
-                try:
-                    record = json.loads(row.get('CloudTrailEvent') or '{}')
-                except ValueError:
-                    continue
-                eid = record.get('eventID') or row.get('EventId')
-                if eid in seen:
-                    continue
-                seen.add(eid)
-                yield record
+            rows.extend(raw)
+        seen = set()
+        for row in rows:
+            try:
+                record = json.loads(row.get('CloudTrailEvent') or '{}')
+            except ValueError:
+                continue
+            eid = record.get('eventID') or row.get('EventId')
+            if eid in seen:
+                continue
+            seen.add(eid)
+            yield record
 
 
 @dataclass

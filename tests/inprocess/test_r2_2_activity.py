@@ -189,6 +189,38 @@ def test_sensitive_reads_by_a_principal_that_is_not_known(aws, tmp_path):
                tmp_path) == []
 
 
+@pytest.mark.parametrize('busy', [False, True], ids=['quiet-region', 'busy-region'])
+def test_sensitive_reads_from_the_read_stream_or_by_name(aws, tmp_path, monkeypatch, busy):
+    """A quiet region's whole read-only history (at most READ_STREAM_PAGES pages) answers
+    every sensitive-read name at once; a busier one is looked up name by name. Same
+    events either way."""
+    key = user_with_key(aws, 'contractor', admin=True)
+    aws.client('secretsmanager').create_secret(Name='prod/db', SecretString='x')
+    start = incident_boundary()
+    if busy:  # read-only calls by a known principal, more than the stream's pages hold
+        ec2 = aws.client('ec2')
+        for _ in range(sources.READ_STREAM_PAGES * event_history.PAGE_SIZE + 1):
+            ec2.describe_key_pairs()
+    key_client(aws, 'secretsmanager', key).get_secret_value(SecretId='prod/db')
+    asked = []
+    real = event_history.lookup
+
+    def recording(client, retry, k, attribute, *args):
+        asked.append((attribute['AttributeKey'], attribute['AttributeValue']))
+        return real(client, retry, k, attribute, *args)
+
+    monkeypatch.setattr(event_history, 'lookup', recording)
+    [acct] = run(aws, SENSITIVE, settings(start), 'us-east-1', tmp_path)
+    assert [e['EventName'] for e in acct['c7n:activity']] == ['GetSecretValue']
+    assert acct['c7n:activity-coverage']['CutShort'] == []
+    by_name = {v for k, v in asked if k == 'EventName'}
+    assert ('ReadOnly', 'true') in asked
+    if busy:
+        assert {'GetSecretValue', 'GetParameter'} <= by_name
+    else:
+        assert not by_name & {'GetSecretValue', 'GetParameter'}
+
+
 # -- following the chain -------------------------------------------------------------------
 
 TRUST_ANY_IN_ACCOUNT = json.dumps({'Version': '2012-10-17', 'Statement': [{
@@ -550,7 +582,7 @@ def test_log_file_records_stream_across_any_chunking(chunk):
     (gzip.compress(b'{"Records": [{"a": 1}, 3]}'), 'not a JSON object'),
     (gzip.compress(b'{"Records": [{"a": 1}, {"b": '), 'truncated JSON'),
     (gzip.compress(b'[1, 2]'), "expected '{'"),
-])
+], ids=['not-gzip', 'not-an-object', 'truncated', 'not-a-dict'])  # gzip stamps the time
 def test_log_file_errors_say_why(body, needle):
     with pytest.raises(logfile.LogFileError, match=needle):
         list(logfile.records(io.BytesIO(body), chunk_size=5))
