@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-PYTEST_ARGS ?=
+# Three pytest-xdist workers, a test file each at a time: most tests wait on a console
+# script or CloudTrail's pacing, so three share 2 cores well (PYTEST_ARGS= runs in-line).
+PYTEST_ARGS ?= -n 3 --dist loadfile
 
 # Settings and regions for the respond and recover targets.
 VARS    ?= policies/vars.yml

@@ -48,7 +48,7 @@ def history_policies():
 @pytest.mark.parametrize('start', [
     iso(NOW.replace(year=NOW.year + 1)),              # the year typed wrong
     iso(NOW + datetime.timedelta(hours=3)),           # UTC+3 local time written as UTC
-])
+], ids=['next-year', 'local-time-as-utc'])  # ids fixed: xdist workers collect at other times
 def test_future_incident_start_stops_check_vars_and_every_run(account, tmp_path, start):
     vars_file = write_vars(tmp_path / 'vars.yml', story.demo_vars(start))
     proc = run_cli(['custodian-ext', 'check-vars', vars_file], account.env)
