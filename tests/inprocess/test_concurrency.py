@@ -90,7 +90,7 @@ def test_only_runs_that_only_read_are_planned(policy, planned):
 
 
 def test_threads_setting(monkeypatch):
-    assert concurrency.threads('custodian', {}) == 16
+    assert concurrency.threads('custodian', {}) == 32
     assert concurrency.threads('c7n-org', {}) == 8
     assert concurrency.threads('c7n-org', {'CUSTODIAN_EXT_THREADS': '3'}) == 3
     for bad in ('0', 'many', '1000'):
