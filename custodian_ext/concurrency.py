@@ -79,6 +79,28 @@ def acts(policy_data, dryrun):
     return False
 
 
+def paced(policy_data):
+    """The policy reads CloudTrail event history (2 requests/s per account-region): the
+    longest wait of a sweep, so such policies start first."""
+    from custodian_ext.registry import PACED_FILTERS
+
+    def walk(filters):
+        for f in filters or ():
+            if isinstance(f, dict):
+                if f.get('type') in PACED_FILTERS:
+                    return True
+                for nested in ('or', 'and', 'not'):
+                    if walk(f.get(nested)):
+                        return True
+        return False
+    return walk(policy_data.get('filters'))
+
+
+def first_paced(policies, data=lambda p: p.data):
+    """Policies that read event history first, the others after, each in their order."""
+    return sorted(policies, key=lambda p: not paced(data(p)))
+
+
 def pull(policy_data):
     return ((policy_data.get('mode') or {}).get('type') or 'pull') == 'pull'
 
@@ -146,7 +168,7 @@ class Scheduler:
             scope = runcache.scope_of(p.options)
             self.left[scope] = self.left.get(scope, 0) + 1
         self.futures = {}
-        for p in interleaved(self.policies):
+        for p in first_paced(interleaved(self.policies)):
             self.futures[id(p)] = self.pool.submit(self._run, call, p)
 
     def _run(self, call, policy):
@@ -265,7 +287,7 @@ def concurrent_run_account(original):
         try:
             with ThreadPoolExecutor(max_workers=min(n, len(policies)),
                                     thread_name_prefix='custodian-ext-policy') as pool:
-                for done, ok in pool.map(one, policies):
+                for done, ok in pool.map(one, first_paced(policies, data=lambda p: p)):
                     counts.update(done)
                     success = success and ok
         finally:

@@ -7,6 +7,11 @@ and registers at once on the types already loaded.
 """
 from c7n.resources.aws import AWS
 
+# Names of the filters that read CloudTrail event history, paced at 2 requests/s per
+# account-region (class attribute ``paced``): the longest part of a sweep, started first
+# (custodian_ext.concurrency).
+PACED_FILTERS = set()
+
 
 def _registry(resource_class, kind):
     return resource_class.filter_registry if kind == 'filter' else resource_class.action_registry
@@ -31,6 +36,8 @@ def register(kind, name, klass, resource_types):
             _registry(rclass, kind).register(name, klass)
     AWS.resources.subscribe(on_load)
     klass.resource_types = tuple(sorted(wanted))
+    if kind == 'filter' and getattr(klass, 'paced', False):
+        PACED_FILTERS.add(name)
     return klass
 
 

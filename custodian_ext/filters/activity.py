@@ -93,6 +93,8 @@ class Activity(Filter):
                 min-severity: medium
     """
 
+    paced = True  # LookupEvents at 2/s per account-region: started first (registry)
+
     schema = type_schema(
         'activity',
         required=['since'],

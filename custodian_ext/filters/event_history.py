@@ -410,6 +410,8 @@ class CloudTrailEvents(Filter):
                   - {key: attribute, value: userData}
     """
 
+    paced = True  # LookupEvents at 2/s per account-region: started first (registry)
+
     schema = type_schema(
         'cloudtrail-events',
         required=['events', 'since'],

@@ -89,6 +89,21 @@ def test_only_runs_that_only_read_are_planned(policy, planned):
     assert (concurrency.plan([P('a', 'us-east-1'), policy]) is not None) is planned
 
 
+def test_policies_that_read_event_history_start_first_the_others_keep_their_order():
+    """CloudTrail's 2 requests/s make the event-history policies a sweep's longest: they are
+    handed to the threads first (the registry knows them by the filters' ``paced``)."""
+    import custodian_ext.filters.activity  # noqa: F401  (registers the filters)
+    data = [
+        {'name': 'a', 'filters': [{'type': 'value', 'key': 'x', 'value': 1}]},
+        {'name': 'b', 'filters': [{'or': [{'type': 'value'}, {'type': 'cloudtrail-events'}]}]},
+        {'name': 'c'},
+        {'name': 'd', 'filters': [{'type': 'activity'}]},
+        {'name': 'e', 'filters': [{'not': [{'type': 'cloudtrail-events'}]}]},
+    ]
+    ordered = concurrency.first_paced(data, data=lambda p: p)
+    assert [p['name'] for p in ordered] == ['b', 'd', 'e', 'a', 'c']
+
+
 def test_threads_setting(monkeypatch):
     assert concurrency.threads('custodian', {}) == 32
     assert concurrency.threads('c7n-org', {}) == 8
