@@ -52,19 +52,37 @@ _lock = threading.Lock()
 clock = time.monotonic
 
 
+_computing = {}  # key -> the lock of the thread computing it
+
+
 def clear_cache():
     with _lock:
         _cache.clear()
+        _computing.clear()
+
+
+def _fresh(key):
+    hit = _cache.get(key)
+    return hit if hit and clock() - hit[0] < CACHE_SECONDS else None
 
 
 def cached(key, compute):
+    """``compute()``'s value, kept for the run. Policies running at once
+    (custodian_ext.concurrency) that want the same key wait for one computation (the
+    account's suspects read IAM's whole authorization details)."""
     with _lock:
-        hit = _cache.get(key)
-        if hit and clock() - hit[0] < CACHE_SECONDS:
+        hit = _fresh(key)
+        if hit:
             return hit[1]
-    value = compute()
-    with _lock:
-        _cache[key] = (clock(), value)
+        computing = _computing.setdefault(key, threading.Lock())
+    with computing:
+        with _lock:
+            hit = _fresh(key)
+        if hit:
+            return hit[1]
+        value = compute()
+        with _lock:
+            _cache[key] = (clock(), value)
     return value
 
 

@@ -104,6 +104,33 @@ def test_policies_that_read_event_history_start_first_the_others_keep_their_orde
     assert [p['name'] for p in ordered] == ['b', 'd', 'e', 'a', 'c']
 
 
+def test_the_activity_reviews_suspects_asked_at_once_are_read_once():
+    """Three activity policies of a region run at once; the account's suspects (IAM's whole
+    authorization details) are computed by one, and the others wait for it."""
+    from custodian_ext.activity import review
+    review.clear_cache()
+    started, release, computed = threading.Event(), threading.Event(), []
+
+    def compute():
+        computed.append(1)
+        started.set()
+        release.wait(WAIT)
+        return 'suspects'
+
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(review.cached('seeds', compute)))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    assert started.wait(WAIT)
+    assert until(lambda: all(t.is_alive() for t in threads))
+    release.set()
+    for t in threads:
+        t.join(WAIT)
+    review.clear_cache()
+    assert answers == ['suspects'] * 3 and computed == [1]
+
+
 def test_threads_setting(monkeypatch):
     assert concurrency.threads('custodian', {}) == 32
     assert concurrency.threads('c7n-org', {}) == 8
