@@ -101,6 +101,16 @@ def first_paced(policies, data=lambda p: p.data):
     return sorted(policies, key=lambda p: not paced(data(p)))
 
 
+def split_paced(policies, data=lambda p: p.data):
+    """[policies that read event history, the others], each in their order, without an
+    empty group. Each group gets threads of its own: the paced policies spend most of
+    their time waiting for CloudTrail's pacing, and would otherwise hold every thread
+    while the quick listings of the same sweep queue behind them."""
+    ordered = first_paced(policies, data)
+    cut = next((i for i, p in enumerate(ordered) if not paced(data(p))), len(ordered))
+    return [g for g in (ordered[:cut], ordered[cut:]) if g]
+
+
 def pull(policy_data):
     return ((policy_data.get('mode') or {}).get('type') or 'pull') == 'pull'
 
@@ -156,20 +166,22 @@ class Scheduler:
         self.planned = {id(p) for p in self.policies}
         self.n = n
         self.futures = None
-        self.pool = None
+        self.pools = []
         self.left = {}  # scope -> policies not yet finished
 
     def start(self, call):
-        self.pool = ThreadPoolExecutor(max_workers=self.n,
-                                       thread_name_prefix='custodian-ext-policy')
         runcache.set_concurrent(True)
         conducting(True)
         for p in self.policies:
             scope = runcache.scope_of(p.options)
             self.left[scope] = self.left.get(scope, 0) + 1
         self.futures = {}
-        for p in first_paced(interleaved(self.policies)):
-            self.futures[id(p)] = self.pool.submit(self._run, call, p)
+        for group in split_paced(interleaved(self.policies)):
+            pool = ThreadPoolExecutor(max_workers=min(self.n, len(group)),
+                                      thread_name_prefix='custodian-ext-policy')
+            self.pools.append(pool)
+            for p in group:
+                self.futures[id(p)] = pool.submit(self._run, call, p)
 
     def _run(self, call, policy):
         runner(policy.name)
@@ -199,9 +211,10 @@ class Scheduler:
                 self.finish()
 
     def finish(self, cancel=False):
-        if self.pool is not None:
-            self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
-            self.pool = None
+        if self.pools:
+            pools, self.pools = self.pools, []
+            for pool in pools:
+                pool.shutdown(wait=not cancel, cancel_futures=cancel)
             runcache.set_concurrent(False)
             conducting(False)
         if _plan['scheduler'] is self:
@@ -284,13 +297,20 @@ def concurrent_run_account(original):
 
         counts, success = {}, True
         conducting(True)
+        pools = []
         try:
-            with ThreadPoolExecutor(max_workers=min(n, len(policies)),
-                                    thread_name_prefix='custodian-ext-policy') as pool:
-                for done, ok in pool.map(one, first_paced(policies, data=lambda p: p)):
+            results = []
+            for group in split_paced(policies, data=lambda p: p):
+                pools.append(ThreadPoolExecutor(max_workers=min(n, len(group)),
+                                                thread_name_prefix='custodian-ext-policy'))
+                results.append(pools[-1].map(one, group))
+            for group_results in results:
+                for done, ok in group_results:
                     counts.update(done)
                     success = success and ok
         finally:
+            for pool in pools:
+                pool.shutdown(wait=True)
             conducting(False)
         return counts, success
     return run_account

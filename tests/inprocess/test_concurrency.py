@@ -102,6 +102,10 @@ def test_policies_that_read_event_history_start_first_the_others_keep_their_orde
     ]
     ordered = concurrency.first_paced(data, data=lambda p: p)
     assert [p['name'] for p in ordered] == ['b', 'd', 'e', 'a', 'c']
+    # each group on threads of its own: the paced ones wait, the quick ones go on
+    groups = concurrency.split_paced(data, data=lambda p: p)
+    assert [[p['name'] for p in g] for g in groups] == [['b', 'd', 'e'], ['a', 'c']]
+    assert concurrency.split_paced(data[2:3], data=lambda p: p) == [data[2:3]]
 
 
 def test_the_activity_reviews_suspects_asked_at_once_are_read_once():
