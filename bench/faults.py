@@ -146,9 +146,11 @@ def attribute(fault, spans, slack=0.5, errored=()):
         return None
     regions = [region for _, region in during]
     failed = [r for r in regions if (fault['policy'], r) in errored]
-    for choice in ([fault.get('region')] if fault.get('region') in failed else []) + failed + (
-            [fault.get('region')] if fault.get('region') in regions else []):
-        return choice
+    signed = fault.get('region')
+    if signed in failed or (signed in regions and not failed):
+        return signed
+    if failed:
+        return failed[0]
     return min(during, key=lambda d: abs(t - d[0]))[1]
 
 

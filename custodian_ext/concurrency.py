@@ -96,19 +96,20 @@ def paced(policy_data):
     return walk(policy_data.get('filters'))
 
 
-def first_paced(policies, data=lambda p: p.data):
-    """Policies that read event history first, the others after, each in their order."""
-    return sorted(policies, key=lambda p: not paced(data(p)))
-
-
 def split_paced(policies, data=lambda p: p.data):
     """[policies that read event history, the others], each in their order, without an
     empty group. Each group gets threads of its own: the paced policies spend most of
     their time waiting for CloudTrail's pacing, and would otherwise hold every thread
     while the quick listings of the same sweep queue behind them."""
-    ordered = first_paced(policies, data)
-    cut = next((i for i, p in enumerate(ordered) if not paced(data(p))), len(ordered))
-    return [g for g in (ordered[:cut], ordered[cut:]) if g]
+    groups = ([], [])
+    for p in policies:
+        groups[0 if paced(data(p)) else 1].append(p)
+    return [g for g in groups if g]
+
+
+def first_paced(policies, data=lambda p: p.data):
+    """Policies that read event history first, the others after, each in their order."""
+    return [p for group in split_paced(policies, data) for p in group]
 
 
 def pull(policy_data):
