@@ -80,36 +80,35 @@ def acts(policy_data, dryrun):
 
 
 def paced(policy_data):
-    """The policy reads CloudTrail event history (2 requests/s per account-region): the
-    longest wait of a sweep, so such policies start first."""
+    """The policy's pace rank: 0, or the highest ``paced`` rank of the filters it uses that
+    read CloudTrail event history (2 requests/s per account-region): the longest waits of a
+    sweep, so such policies start first, the longest chain (highest rank) first."""
     from custodian_ext.registry import PACED_FILTERS
 
     def walk(filters):
+        rank = 0
         for f in filters or ():
             if isinstance(f, dict):
-                if f.get('type') in PACED_FILTERS:
-                    return True
+                rank = max(rank, PACED_FILTERS.get(f.get('type'), 0))
                 for nested in ('or', 'and', 'not'):
-                    if walk(f.get(nested)):
-                        return True
-        return False
+                    rank = max(rank, walk(f.get(nested)))
+        return rank
     return walk(policy_data.get('filters'))
 
 
 def split_paced(policies, data=lambda p: p.data):
-    """[policies that read event history, the others], each in their order, without an
-    empty group. Each group gets threads of its own: the paced policies spend most of
-    their time waiting for CloudTrail's pacing, and would otherwise hold every thread
-    while the quick listings of the same sweep queue behind them."""
-    groups = ([], [])
+    """(policies that read event history, the others), each in their order, the first by
+    pace rank, highest first. Each group gets threads of its own: the paced policies spend
+    most of their time waiting for CloudTrail's pacing, and would otherwise hold every
+    thread while the quick listings of the same sweep queue behind them."""
+    ranked, others = [], []
     for p in policies:
-        groups[0 if paced(data(p)) else 1].append(p)
-    return [g for g in groups if g]
-
-
-def first_paced(policies, data=lambda p: p.data):
-    """Policies that read event history first, the others after, each in their order."""
-    return [p for group in split_paced(policies, data) for p in group]
+        rank = paced(data(p))
+        if rank:
+            ranked.append((-rank, len(ranked), p))
+        else:
+            others.append(p)
+    return [p for *_, p in sorted(ranked, key=lambda r: r[:2])], others
 
 
 def pull(policy_data):
@@ -177,7 +176,12 @@ class Scheduler:
             scope = runcache.scope_of(p.options)
             self.left[scope] = self.left.get(scope, 0) + 1
         self.futures = {}
-        for group in split_paced(interleaved(self.policies)):
+        # The paced policies region by region (highest rank first): every one of them starts
+        # at once, so that their reviews of the global-events region begin together; one
+        # policy in every region first would hold all threads waiting for its own review.
+        # The quick ones with regions interleaved, spreading each region's rate limits.
+        paced_group, others = split_paced(self.policies)
+        for group in [g for g in (paced_group, interleaved(others)) if g]:
             pool = ThreadPoolExecutor(max_workers=min(self.n, len(group)),
                                       thread_name_prefix='custodian-ext-policy')
             self.pools.append(pool)
@@ -301,7 +305,7 @@ def concurrent_run_account(original):
         pools = []
         try:
             results = []
-            for group in split_paced(policies, data=lambda p: p):
+            for group in [g for g in split_paced(policies, data=lambda p: p) if g]:
                 pools.append(ThreadPoolExecutor(max_workers=min(n, len(group)),
                                                 thread_name_prefix='custodian-ext-policy'))
                 results.append(pools[-1].map(one, group))

@@ -7,10 +7,10 @@ and registers at once on the types already loaded.
 """
 from c7n.resources.aws import AWS
 
-# Names of the filters that read CloudTrail event history, paced at 2 requests/s per
-# account-region (class attribute ``paced``): the longest part of a sweep, started first
-# (custodian_ext.concurrency).
-PACED_FILTERS = set()
+# Filters that read CloudTrail event history, paced at 2 requests/s per account-region
+# (class attribute ``paced``, a rank: the longer its chain of paced reads, the higher):
+# the longest part of a sweep, started first, highest rank first (custodian_ext.concurrency).
+PACED_FILTERS = {}
 
 
 def _registry(resource_class, kind):
@@ -36,8 +36,8 @@ def register(kind, name, klass, resource_types):
             _registry(rclass, kind).register(name, klass)
     AWS.resources.subscribe(on_load)
     klass.resource_types = tuple(sorted(wanted))
-    if kind == 'filter' and getattr(klass, 'paced', False):
-        PACED_FILTERS.add(name)
+    if kind == 'filter' and getattr(klass, 'paced', 0):
+        PACED_FILTERS[name] = int(klass.paced)
     return klass
 
 

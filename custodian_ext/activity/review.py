@@ -265,9 +265,14 @@ class Review:
         phase.events = kept.events
         phase.omitted = len(kept.dropped)
 
-    def phase(self, region, chain, sensitive):
-        phase = Phase(region, chain)
-        source = self.choose(region, phase)
+    def phase(self, region, chain, sensitive, chosen=None):
+        """Review ``region`` from ``chain``; ``chosen``: (Phase, source) from ``choose``."""
+        if chosen is None:
+            phase = Phase(region, chain)
+            source = self.choose(region, phase)
+        else:
+            phase, source = chosen
+            phase.chain = chain
         if source is None:
             return phase
         start = copy.deepcopy(chain)
@@ -309,12 +314,21 @@ class Review:
             chain = suspects.Chain(o.account_id, seeds, known, max_depth=o.max_depth)
             return self.phase(g, chain, sensitive=own and o.sensitive)
 
+        chosen = None
+        if not own:
+            # this region's source chosen, and its event history read, while the global
+            # phase is (often by another policy's thread) under way
+            chosen = (Phase(o.region, None), None)
+            source = self.choose(o.region, chosen[0])
+            chosen = (chosen[0], source)
+            if isinstance(source, sources.EventHistory):
+                source.prefetch(o.region)
         phases = [cached(o.phase_key(g, own and o.sensitive), global_phase)]
         if not own:
             before = phases[0].chain
             chain = suspects.Chain(o.account_id, before.suspects, known, roles=before.roles,
                                    max_depth=o.max_depth)
-            phases.append(self.phase(o.region, chain, sensitive=o.sensitive))
+            phases.append(self.phase(o.region, chain, sensitive=o.sensitive, chosen=chosen))
         mine = phases[-1]
         events = []
         for e in mine.events.values():

@@ -33,6 +33,7 @@ import collections
 import datetime
 import json
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -57,6 +58,11 @@ READERS = 8
 # (about 20 sensitive reads and the credential-issuing calls); else each name is looked up.
 READ_STREAM_PAGES = 2
 READ_STREAM_MIN_NAMES = 4  # fewer names than this: the lookups by name cost no more
+# Before that: when a region's whole management history in the window fits in this many
+# pages, it answers every round's keys and names at once (each key and name is a lookup
+# otherwise, and the rounds of a review follow one another). The read gives up after its
+# first page when the pages so far show the window needs more (busy regions: one request).
+HISTORY_PAGES = 4
 # S3's transient errors (SlowDown is its throttling), retried with back-off.
 s3_retry = get_retry(('SlowDown', 'ServiceUnavailable', 'InternalError', 'RequestTimeout',
                       'Throttling', 'ThrottlingException'))
@@ -122,6 +128,28 @@ class EventHistory:
             {'AttributeKey': attribute, 'AttributeValue': value},
             self.window.start, self.window.end, pages)
 
+    def whole(self, region):
+        """The region's every event in the window, when they fit in ``HISTORY_PAGES``
+        pages; else None."""
+        rows, cut = event_history.cached_lookup(
+            self._client(region), self.retry, (self.account_id, region), None,
+            self.window.start, self.window.end, HISTORY_PAGES, early=True)
+        return None if cut else rows
+
+    def prefetch(self, region):
+        """Read ``whole(region)`` on a thread of its own, while the review waits for the
+        global-events region: its rounds here then need no request. A failure here is met
+        again, and reported, when the rounds read."""
+        self._client(region)  # made here: a boto3 session is not safe to share across threads
+
+        def read():
+            try:
+                self.whole(region)
+            except Exception as e:  # noqa: BLE001 - the rounds' own read reports it
+                log.debug('event history of %s not read ahead: %s', region, e)
+        threading.Thread(target=read, name=f'custodian-ext-history-{region}',
+                         daemon=True).start()
+
     def from_read_stream(self, region, names):
         """(rows, names they answer): a quiet region's whole read-only history, when it fits
         in ``READ_STREAM_PAGES`` pages, answers every read-event name at once; otherwise
@@ -134,8 +162,13 @@ class EventHistory:
             return [], set()
         return [r for r in rows if r.get('EventName') in reads], reads
 
-    def read(self, region, query):
+    def rows(self, region, query):
+        """The raw rows that answer ``query`` (duplicates possible)."""
         names = self.names(query)
+        every = self.whole(region)
+        if every is not None:
+            return [r for r in every
+                    if r.get('EventName') in names or _row_key(r) in query.keys]
         streamed, answered = self.from_read_stream(region, names)
         rows = list(streamed)
         for attribute, value in self.lookups(query, names - answered):
@@ -146,8 +179,11 @@ class EventHistory:
                     f'{self.max_pages} pages of {event_history.PAGE_SIZE} events; older events '
                     f'were not read')
             rows.extend(raw)
+        return rows
+
+    def read(self, region, query):
         seen = set()
-        for row in rows:
+        for row in self.rows(region, query):
             try:
                 record = json.loads(row.get('CloudTrailEvent') or '{}')
             except ValueError:
@@ -157,6 +193,17 @@ class EventHistory:
                 continue
             seen.add(eid)
             yield record
+
+
+def _row_key(row):
+    """The access key of a LookupEvents row (the field ``AccessKeyId`` looks up)."""
+    key = row.get('AccessKeyId')
+    if key:
+        return key
+    try:
+        return records.access_key(json.loads(row.get('CloudTrailEvent') or '{}'))
+    except ValueError:
+        return None
 
 
 @dataclass

@@ -93,7 +93,9 @@ class Activity(Filter):
                 min-severity: medium
     """
 
-    paced = True  # LookupEvents at 2/s per account-region: started first (registry)
+    # LookupEvents at 2/s per account-region, and every region's review waits for the
+    # global-events region's: the longest chain of a sweep, started before other paced filters
+    paced = 2
 
     schema = type_schema(
         'activity',

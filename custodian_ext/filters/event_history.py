@@ -167,30 +167,57 @@ def global_event_region(region):
     return GLOBAL_EVENT_REGIONS.get(get_partition(region), 'us-east-1')
 
 
-def lookup(client, retry, key, attribute, start, end, max_pages):
-    """Every event for one lookup attribute in [start, end]: (raw events, cut short?)."""
-    params = {'LookupAttributes': [attribute], 'StartTime': start, 'EndTime': end,
-              'MaxResults': PAGE_SIZE}
+def lookup(client, retry, key, attribute, start, end, max_pages, early=False):
+    """Every event for one lookup attribute (None: every event) in [start, end]: (raw
+    events, cut short?). ``early``: give up as soon as the pages read show that the rest
+    of the window needs more than ``max_pages`` pages (``needs_more``)."""
+    params = {'StartTime': start, 'EndTime': end, 'MaxResults': PAGE_SIZE}
+    if attribute is not None:
+        params['LookupAttributes'] = [attribute]
     events = []
     paced(client)
     _pacing.key = key
     try:
-        for _ in range(max_pages):
+        for page in range(1, max_pages + 1):
             limiter.wait(key)
             resp = retry(client.lookup_events, **params)
             events.extend(resp.get('Events', ()))
             token = resp.get('NextToken')
             if not token:
                 return events, False
+            if early and needs_more(events, start, end, page, max_pages):
+                return events, True
             params['NextToken'] = token
         return events, True
     finally:
         _pacing.key = None
 
 
-def cached_lookup(client, retry, key, attribute, start, end, max_pages):
-    ckey = key + (attribute['AttributeKey'], attribute['AttributeValue'],
-                  start.isoformat(), max_pages)
+def needs_more(events, start, end, pages, max_pages):
+    """Whether a history read newest first needs more than ``max_pages`` pages: ``pages``
+    pages covered (oldest event read, end]; the rest of the window, at the same rate of
+    events, would take the pages beyond. One page of a busy region says so."""
+    oldest = _aware(events[-1].get('EventTime')) if events else None
+    if oldest is None:
+        return False
+    covered = (_aware(end) - oldest).total_seconds()
+    rest = (oldest - _aware(start)).total_seconds()
+    if covered <= 0:
+        return True
+    return pages + pages * rest / covered > max_pages
+
+
+def _aware(value):
+    if isinstance(value, datetime.datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=datetime.timezone.utc)
+    return value
+
+
+def cached_lookup(client, retry, key, attribute, start, end, max_pages, early=False):
+    """``lookup``, once per account-region, attribute, window and pages for the run."""
+    what = ('*', '*') if attribute is None else (attribute['AttributeKey'],
+                                                 attribute['AttributeValue'])
+    ckey = key + what + (start.isoformat(), max_pages) + (('early',) if early else ())
     while True:
         with _cache_lock:
             hit = _cache.get(ckey)
@@ -204,7 +231,8 @@ def cached_lookup(client, retry, key, attribute, start, end, max_pages):
                 break
         reading.wait(READ_WAIT_SECONDS)
     try:
-        events, cut = shared_lookup(client, retry, key, attribute, start, end, max_pages, ckey)
+        events, cut = shared_lookup(client, retry, key, attribute, start, end, max_pages, ckey,
+                                    early)
         with _cache_lock:
             _cache[ckey] = (clock(), events, cut)
     finally:
@@ -213,18 +241,18 @@ def cached_lookup(client, retry, key, attribute, start, end, max_pages):
     return events, cut
 
 
-def shared_lookup(client, retry, key, attribute, start, end, max_pages, ckey):
+def shared_lookup(client, retry, key, attribute, start, end, max_pages, ckey, early=False):
     """``lookup``, made once for all the worker processes of a c7n-org run: the first to
     want it reads it, the others wait for its answer (``custodian_ext.shared_run``)."""
     path = shared_run.directory()
     if path is None:
-        return lookup(client, retry, key, attribute, start, end, max_pages)
+        return lookup(client, retry, key, attribute, start, end, max_pages, early)
     name = ('lookup-events', ckey)
     with shared_run.held(path, name):
         hit = shared_run.load(path, name, CACHE_SECONDS)
         if hit is not None:
             return hit
-        events, cut = lookup(client, retry, key, attribute, start, end, max_pages)
+        events, cut = lookup(client, retry, key, attribute, start, end, max_pages, early)
         shared_run.store(path, name, (events, cut))
     return events, cut
 
@@ -410,7 +438,7 @@ class CloudTrailEvents(Filter):
                   - {key: attribute, value: userData}
     """
 
-    paced = True  # LookupEvents at 2/s per account-region: started first (registry)
+    paced = 1  # LookupEvents at 2/s per account-region: started early (registry)
 
     schema = type_schema(
         'cloudtrail-events',

@@ -189,36 +189,61 @@ def test_sensitive_reads_by_a_principal_that_is_not_known(aws, tmp_path):
                tmp_path) == []
 
 
-@pytest.mark.parametrize('busy', [False, True], ids=['quiet-region', 'busy-region'])
-def test_sensitive_reads_from_the_read_stream_or_by_name(aws, tmp_path, monkeypatch, busy):
-    """A quiet region's whole read-only history (at most READ_STREAM_PAGES pages) answers
-    every sensitive-read name at once; a busier one is looked up name by name. Same
-    events either way."""
+@pytest.mark.parametrize('volume', ['quiet', 'many-writes', 'many-reads'])
+def test_one_read_of_a_quiet_region_or_a_stream_or_lookups_by_name(aws, tmp_path, monkeypatch,
+                                                                   volume):
+    """A quiet region's whole history (at most HISTORY_PAGES pages) answers every round at
+    once; when it is longer, its read-only history (at most READ_STREAM_PAGES pages) answers
+    every sensitive-read name; when that is longer too, each name is looked up. Same events
+    every way."""
     key = user_with_key(aws, 'contractor', admin=True)
     aws.client('secretsmanager').create_secret(Name='prod/db', SecretString='x')
     start = incident_boundary()
-    if busy:  # read-only calls by a known principal, more than the stream's pages hold
-        ec2 = aws.client('ec2')
-        for _ in range(sources.READ_STREAM_PAGES * event_history.PAGE_SIZE + 1):
-            ec2.describe_key_pairs()
+    if volume != 'quiet':  # calls by a known principal, more than the whole history's page
+        monkeypatch.setattr(sources, 'HISTORY_PAGES', 1)
+        ssm, ec2 = aws.client('ssm'), aws.client('ec2')
+        for _ in range(event_history.PAGE_SIZE + 1):
+            ssm.put_parameter(Name='p', Value='x', Type='String', Overwrite=True)
+        if volume == 'many-reads':  # ... and more read-only calls than the stream's pages
+            for _ in range(sources.READ_STREAM_PAGES * event_history.PAGE_SIZE + 1):
+                ec2.describe_key_pairs()
     key_client(aws, 'secretsmanager', key).get_secret_value(SecretId='prod/db')
     asked = []
     real = event_history.lookup
 
-    def recording(client, retry, k, attribute, *args):
-        asked.append((attribute['AttributeKey'], attribute['AttributeValue']))
-        return real(client, retry, k, attribute, *args)
+    def recording(client, retry, k, attribute, *args, **kw):
+        asked.append(('*', '*') if attribute is None else
+                     (attribute['AttributeKey'], attribute['AttributeValue']))
+        return real(client, retry, k, attribute, *args, **kw)
 
     monkeypatch.setattr(event_history, 'lookup', recording)
     [acct] = run(aws, SENSITIVE, settings(start), 'us-east-1', tmp_path)
     assert [e['EventName'] for e in acct['c7n:activity']] == ['GetSecretValue']
     assert acct['c7n:activity-coverage']['CutShort'] == []
+    assert asked[0] == ('*', '*')
     by_name = {v for k, v in asked if k == 'EventName'}
-    assert ('ReadOnly', 'true') in asked
-    if busy:
-        assert {'GetSecretValue', 'GetParameter'} <= by_name
-    else:
+    if volume == 'quiet':
+        assert asked == [('*', '*')]
+    elif volume == 'many-writes':
+        assert ('ReadOnly', 'true') in asked
         assert not by_name & {'GetSecretValue', 'GetParameter'}
+    else:
+        assert ('ReadOnly', 'true') in asked
+        assert {'GetSecretValue', 'GetParameter'} <= by_name
+
+
+def test_a_busy_history_is_given_up_after_the_page_that_shows_it():
+    """The whole-history read stops as soon as its pages show that the window needs more
+    than its budget: the rest of the window at the rate of events read so far."""
+    t = datetime.datetime(2026, 12, 1, tzinfo=datetime.timezone.utc)
+    start, end = t, t + datetime.timedelta(hours=24)
+    page = [{'EventTime': end - datetime.timedelta(hours=1)}]   # one page: the last hour
+    assert event_history.needs_more(page, start, end, 1, 4)
+    page = [{'EventTime': t + datetime.timedelta(hours=6)}]     # 3/4 of the window: ~1.3 pages
+    assert not event_history.needs_more(page, start, end, 1, 4)
+    page = [{'EventTime': end}]                                 # a page within one second
+    assert event_history.needs_more(page, start, end, 1, 4)
+    assert not event_history.needs_more([], start, end, 1, 4)
 
 
 # -- following the chain -------------------------------------------------------------------
@@ -228,9 +253,14 @@ TRUST_ANY_IN_ACCOUNT = json.dumps({'Version': '2012-10-17', 'Statement': [{
     'Action': 'sts:AssumeRole'}]})
 
 
-def test_chain_of_sessions_keys_and_backdoored_roles(aws, tmp_path):
+@pytest.mark.parametrize('history_pages', [sources.HISTORY_PAGES, 0],
+                         ids=['whole-history', 'lookups-by-key-and-name'])
+def test_chain_of_sessions_keys_and_backdoored_roles(aws, tmp_path, monkeypatch, history_pages):
     """suspect AKIA -> AssumeRole -> ASIA -> calls; -> CreateAccessKey -> AKIA -> calls;
-    -> CreateRole 'maint' -> a session of maint (issued to a trusted account) -> calls."""
+    -> CreateRole 'maint' -> a session of maint (issued to a trusted account) -> calls.
+    The same from each region's whole history and from lookups by key and name (0 pages:
+    never the whole history)."""
+    monkeypatch.setattr(sources, 'HISTORY_PAGES', history_pages)
     trail(aws, data_events=False)
     iam = aws.client('iam')
     iam.create_role(RoleName='ops', AssumeRolePolicyDocument=TRUST_ANY_IN_ACCOUNT)

@@ -52,7 +52,7 @@ def test_without_the_run_folder_each_process_keeps_its_own(monkeypatch):
 
 
 def _lookup_once(counter_path, out):
-    def lookup(client, retry, key, attribute, start, end, max_pages):
+    def lookup(client, retry, key, attribute, start, end, max_pages, early=False):
         with open(counter_path, 'a') as fh:
             fh.write('x')
         time.sleep(0.3)  # the other process arrives while this one reads
