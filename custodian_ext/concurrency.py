@@ -37,6 +37,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import custodian_ext.lifetime as lifetime
 import custodian_ext.runcache as runcache
 from custodian_ext.errors import PackError
 from custodian_ext.report.model import REPORTING_ACTIONS
@@ -260,6 +261,7 @@ def region_major_plan(original):
         # sorted() is stable: within a region, the policies keep their order
         collection.policies = sorted(collection.policies, key=lambda p: order[p.options.region])
         plan(collection.policies)
+        lifetime.settle()  # the loaded policies live for the run: out of the collector's way
         return collection
     return initialize_policies
 

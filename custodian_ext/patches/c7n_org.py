@@ -94,6 +94,8 @@ def checked_init(original):
         if c7n_org_command() == 'run' and patches.performance_enabled():
             # forked workers inherit the parsed models: each is parsed once per run
             perf.warm(custodian_config)
+            import custodian_ext.lifetime as lifetime
+            lifetime.settle()  # before the workers fork: they inherit it, pages stay shared
         return accounts_config, custodian_config, executor
     return init
 

@@ -9,6 +9,7 @@ of other policies are left to c7n.
 import os
 import sys
 
+import custodian_ext.lifetime as lifetime
 import custodian_ext.settings as settings
 from custodian_ext.errors import PackError
 
@@ -87,8 +88,25 @@ def one_line_errors(original):
                     else:
                         expanded.append(a)
                 args = ['validate'] + expanded
-            return original(args)
+            quick = args is None and argv[:1] == ['run'] and quick_exit_wanted()
+            try:
+                result = original(args)
+            except SystemExit as e:
+                if quick and lifetime.can_exit_quickly():
+                    lifetime.quick_exit(e.code)
+                raise
+            if quick and lifetime.can_exit_quickly():
+                lifetime.quick_exit(result)
+            return result
         except (PackError, settings.SettingsError) as e:
             sys.stderr.write(f"custodian: error: {e}\n")
             sys.exit(1)
     return main
+
+
+def quick_exit_wanted():
+    """The console script's sweep of pack policies, performance layer on: its objects need
+    not be freed one by one at exit (custodian_ext.lifetime)."""
+    import custodian_ext.patches as patches
+    import custodian_ext.runcache as runcache
+    return patches.performance_enabled() and runcache.in_use() and lifetime.console()
