@@ -34,11 +34,12 @@ def read_policies(configs):
     Unreadable files are left out: c7n reports them itself, in its own words.
     """
     import yaml
+    import custodian_ext.yamlio as yamlio
     found = []
     for path in policy_files(configs):
         try:
             with open(path) as fh:
-                data = yaml.safe_load(fh)
+                data = yamlio.safe_load(fh)
         except (OSError, yaml.YAMLError):
             continue
         if isinstance(data, dict) and isinstance(data.get('policies'), list):

@@ -23,6 +23,7 @@ import threading
 
 import yaml
 
+import custodian_ext.yamlio as yamlio
 from custodian_ext.errors import PackError
 
 DEFAULT_PATH = os.path.join(
@@ -150,7 +151,7 @@ def load(path=None):
 def _read(path):
     try:
         with open(path) as fh:
-            data = yaml.safe_load(fh)
+            data = yamlio.safe_load(fh)
     except FileNotFoundError:
         raise PackError(f"{path}: activity catalogue not found") from None
     except yaml.YAMLError as e:
