@@ -28,6 +28,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import yaml
@@ -81,7 +82,20 @@ def stop_group(proc, timeout=5):
             return
         except subprocess.TimeoutExpired:
             continue
+        _wait_group_gone(proc.pid, wait)
         return
+
+
+def _wait_group_gone(pgid, timeout):
+    """SIGKILL is delivered, and the killed reaped, a moment after killpg returns."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()  # not time.sleep: a caller's patched sleep must not run here
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        pause.wait(0.02)
 
 
 @contextlib.contextmanager
