@@ -31,24 +31,26 @@ def _root(output):
     return None
 
 
-def write_atomic(output, name, text):
+def write_atomic(output, name, text, durable=True):
     """Write ``text`` to ``name`` in ``output``'s folder: the whole file or nothing."""
     root = _root(output)
     if root is None:
         return output.write_file(name, text)
-    return write_file_atomic(os.path.join(root, name), text)
+    return write_file_atomic(os.path.join(root, name), text, durable)
 
 
-def write_file_atomic(path, text):
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+def write_file_atomic(path, text, durable=True):
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename;
+    ``durable``: on the disk (fsync) before the rename, so a crash cannot leave it empty."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', suffix='.tmp', dir=folder)
     try:
         with os.fdopen(fd, 'w', encoding='utf-8') as fh:
             fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
