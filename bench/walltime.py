@@ -30,7 +30,8 @@ limits, computed from the emulator's request log (see ``floor``):
   a listing (its pages one after another), a read per resource, and a job's
   result after the job (IAM's service-last-accessed reports): the slowest call
   of each level, at the latency drawn for it;
-- nor before its LookupEvents calls fit AWS's 2 per second;
+- nor before its LookupEvents calls fit AWS's 2 per second and have answered (the
+  slowest sent first: ``paced_floor``);
 - a single-account sweep has its regions in parallel: its floor is its slowest
   account-region, after the run's own first calls (GetCallerIdentity,
   DescribeRegions);
@@ -149,10 +150,17 @@ def floor(requests, assumed, rules=None):
         sequential = credentials + handshake + sum(by_level.values())
         limited = 0.0
         if lookups:
-            rate, burst = rules.get(LOOKUP, (2.0, 2.0))
-            limited = credentials + handshake + max(0, len(lookups) - burst) / rate + max(lookups)
+            limited = credentials + handshake + paced_floor(lookups, *rules.get(LOOKUP, (2.0, 2.0)))
         out[ar] = max(sequential, limited)
     return {'ars': out, 'prefix': prefix}
+
+
+def paced_floor(latencies, rate, burst):
+    """The soonest requests of these latencies can all have answered when at most ``burst``
+    go at once and then ``rate`` per second: the k-th sent waits for its token
+    (``(k - burst + 1) / rate``), and the longest latencies sent first end soonest."""
+    slots = (max(0, k - burst + 1) / rate for k in range(len(latencies)))
+    return max(slot + latency for slot, latency in zip(slots, sorted(latencies, reverse=True)))
 
 
 def run_floor(fl, workers=None):
@@ -329,9 +337,14 @@ def render(runs, args, n_regions, load, elapsed, command, header=None):
         '| wall / stock | client CPU (s) | emulator CPU (s) | emulator late | API calls '
         '| refused for rate | errored runs | missing runs | same findings |',
         '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|']
+    repeats = sum(1 for m in runs if m['kind'] == 'single' and m['path'] == 'b')
+    nth = collections.Counter()
     for m in runs:
         title = ('custodian run, 1 account x %d regions' % n_regions if m['kind'] == 'single'
                  else 'c7n-org, %d accounts x %d regions' % (args.accounts, n_regions))
+        if m['kind'] == 'single' and m['path'] == 'b' and repeats > 1:
+            nth[m['path']] += 1  # each sweep's own calls are in the next one's event history
+            title += ' (sweep %d)' % nth[m['path']]
         path = 'pack' if m['path'] == 'b' else 'stock'
         base = stock.get((m['kind'], m['workers'])) or stock.get((m['kind'], None))
         if base is None and m['kind'] == 'org':
@@ -359,6 +372,13 @@ def rerender(args, work):
         header = fh.read().splitlines()[:2]
     for m in runs:
         m['outcomes'] = sweep.outcomes(m['cmd'][m['cmd'].index('-s') + 1])
+        requests = m['log'][:-len('.log')] + '-requests.json'
+        if os.path.exists(requests):  # the floor again, from the run's request log
+            with open(requests) as fh:
+                fl = floor(json.load(fh), m['kind'] == 'org')
+            workers = m['workers'] or (default_workers('1' if m['path'] == 'b' else '0')
+                                       if m['kind'] == 'org' else None)
+            m['floor'] = run_floor(fl, workers)
     n_regions = int(re.search(r'x (\d+) regions', open(
         os.path.join(work, 'walltime.md')).read()).group(1))
     return render(runs, args, n_regions, None, 0, None, header=header)
