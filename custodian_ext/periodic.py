@@ -362,13 +362,13 @@ def check_deploy(data, session, account_id, partition='aws'):
 def pack_functions(configs):
     """The pack's Lambda policies in the policy files of a ``custodian run``."""
     import yaml
-    import custodian_ext.yamlio as yamlio
+    from c7n.utils import yaml_load
     from custodian_ext.policyfiles import policy_files
     out = []
     for path in policy_files(configs):
         try:
             with open(path) as fh:
-                data = yamlio.safe_load(fh) or {}
+                data = yaml_load(fh) or {}
         except (OSError, yaml.YAMLError):
             continue  # c7n reports unreadable policy files itself
         if isinstance(data, dict):

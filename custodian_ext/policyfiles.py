@@ -34,12 +34,12 @@ def read_policies(configs):
     Unreadable files are left out: c7n reports them itself, in its own words.
     """
     import yaml
-    import custodian_ext.yamlio as yamlio
+    from c7n.utils import yaml_load
     found = []
     for path in policy_files(configs):
         try:
             with open(path) as fh:
-                data = yamlio.safe_load(fh)
+                data = yaml_load(fh)
         except (OSError, yaml.YAMLError):
             continue
         if isinstance(data, dict) and isinstance(data.get('policies'), list):

@@ -22,8 +22,8 @@ import re
 import threading
 
 import yaml
+from c7n.utils import yaml_load
 
-import custodian_ext.yamlio as yamlio
 from custodian_ext.errors import PackError
 
 DEFAULT_PATH = os.path.join(
@@ -151,7 +151,7 @@ def load(path=None):
 def _read(path):
     try:
         with open(path) as fh:
-            data = yamlio.safe_load(fh)
+            data = yaml_load(fh)
     except FileNotFoundError:
         raise PackError(f"{path}: activity catalogue not found") from None
     except yaml.YAMLError as e:

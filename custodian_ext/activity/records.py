@@ -10,8 +10,8 @@ import functools
 import os
 
 import yaml
+from c7n.utils import yaml_load
 
-import custodian_ext.yamlio as yamlio
 from custodian_ext.errors import PackError
 
 RESOURCES_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -78,7 +78,7 @@ def resource_map(path=RESOURCES_FILE):
     """{event source: {event name or '*': {parameter or responseElements path: type}}}."""
     try:
         with open(path) as fh:
-            data = yamlio.safe_load(fh)
+            data = yaml_load(fh)
     except (OSError, yaml.YAMLError) as e:
         raise PackError(f"{path}: cannot read the activity resource map: {e}") from None
     sources = (data or {}).get('sources')

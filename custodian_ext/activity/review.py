@@ -318,9 +318,9 @@ class Review:
         if not own:
             # this region's source chosen, and its event history read, while the global
             # phase is (often by another policy's thread) under way
-            chosen = (Phase(o.region, None), None)
-            source = self.choose(o.region, chosen[0])
-            chosen = (chosen[0], source)
+            here = Phase(o.region, None)
+            source = self.choose(o.region, here)
+            chosen = (here, source)
             if isinstance(source, sources.EventHistory):
                 source.prefetch(o.region)
         phases = [cached(o.phase_key(g, own and o.sensitive), global_phase)]

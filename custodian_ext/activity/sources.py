@@ -167,8 +167,9 @@ class EventHistory:
         names = self.names(query)
         every = self.whole(region)
         if every is not None:
+            # the fields the lookups by EventName and AccessKeyId match
             return [r for r in every
-                    if r.get('EventName') in names or _row_key(r) in query.keys]
+                    if r.get('EventName') in names or r.get('AccessKeyId') in query.keys]
         streamed, answered = self.from_read_stream(region, names)
         rows = list(streamed)
         for attribute, value in self.lookups(query, names - answered):
@@ -193,17 +194,6 @@ class EventHistory:
                 continue
             seen.add(eid)
             yield record
-
-
-def _row_key(row):
-    """The access key of a LookupEvents row (the field ``AccessKeyId`` looks up)."""
-    key = row.get('AccessKeyId')
-    if key:
-        return key
-    try:
-        return records.access_key(json.loads(row.get('CloudTrailEvent') or '{}'))
-    except ValueError:
-        return None
 
 
 @dataclass
