@@ -91,13 +91,33 @@ def checked_init(original):
             # the workers share CloudTrail's rate limit and lookups per account-region
             import custodian_ext.shared_run as shared_run
             shared_run.start()
-        if c7n_org_command() == 'run' and patches.performance_enabled():
+        if c7n_org_command() == 'run' and patches.performance_enabled() and \
+                accounts_config.get('accounts') and custodian_config.get('policies'):
             # forked workers inherit the parsed models: each is parsed once per run
             perf.warm(custodian_config)
+            executor = _ordered(executor, accounts_config)
             import custodian_ext.lifetime as lifetime
             lifetime.settle()  # before the workers fork: they inherit it, pages stay shared
         return accounts_config, custodian_config, executor
     return init
+
+
+def _ordered(executor, accounts_config):
+    """c7n-org's process pool, its jobs started each account's global region first
+    (``custodian_ext.org_order``); c7n-org's --debug runs them in its own thread, as is."""
+    from concurrent.futures import ProcessPoolExecutor
+    import c7n_org.cli
+    import custodian_ext.org_order as org_order
+    from custodian_ext.settings import SETTINGS
+    if executor is not ProcessPoolExecutor:
+        return executor
+    default = SETTINGS['global_region'].default
+
+    def global_region(account):
+        return (account.get('vars') or {}).get('global_region') or default
+    expected = org_order.prepare(accounts_config.get('accounts') or [], cli_regions(),
+                                 c7n_org.cli.resolve_regions)
+    return org_order.ordered(executor, expected, global_region)
 
 
 def checked_validate(original):

@@ -7,6 +7,7 @@ periodic and react functions), ``custodian-ext`` (the pack's own command).
 """
 import custodian_ext.concurrency as concurrency
 import custodian_ext.lambda_runs as lambda_runs
+import custodian_ext.org_order as org_order
 import custodian_ext.perf as perf
 import custodian_ext.runcache as runcache
 from custodian_ext.patches import ALL, CLI, Patch
@@ -72,6 +73,10 @@ TABLE = (
           "up to 6 attempts unless the user's AWS config says otherwise"),
 
     # -- the performance layer: custodian and c7n-org (CUSTODIAN_EXT_PERF=0: off) ------
+    Patch('c7n_org.cli:resolve_regions', org_order.resolved_regions, ('c7n-org',),
+          "c7n-org resolves each account's regions between its job submissions; the pack "
+          "resolves them beforehand (accounts at once) to start the jobs in its own order",
+          signature='(regions, account)', always=False),
     Patch('botocore.session:create_loader', perf.shared_loader, CLI,
           "one data loader per process: each botocore JSON model parsed once",
           signature='(search_path_string=None)', always=False),

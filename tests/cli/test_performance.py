@@ -255,6 +255,28 @@ def test_at_aws_latency_and_rate_limits_findings_identical_and_no_request_refuse
                                   if r['operation'] == 'LookupEvents')
     assert max(lookups.values()) >= 3
     assert all(r['latency_ms'] > 0 for r in log)
+    # c7n-org's two workers started both accounts' us-east-1 (the global region, whose
+    # event history the other regions wait for) before either account's other region;
+    # c7n-org's own order starts the first account's two regions (custodian_ext.org_order)
+    started = account_region_starts(org['tmp'] / 'out-latency')
+    assert max(started[a, 'us-east-1'] for a, _ in started) < \
+        min(started[a, 'us-west-2'] for a, _ in started)
+
+
+def account_region_starts(folder):
+    """{(account name, region): the earliest start of its policies' runs} (metadata.json)."""
+    starts = {}
+    for account in os.listdir(folder):
+        if not os.path.isdir(os.path.join(folder, account)):
+            continue
+        for region in os.listdir(os.path.join(folder, account)):
+            for root, _, files in os.walk(os.path.join(folder, account, region)):
+                if 'metadata.json' in files:
+                    with open(os.path.join(root, 'metadata.json')) as fh:
+                        start = json.load(fh)['execution']['start']
+                    key = (account, region)
+                    starts[key] = min(starts.get(key, start), start)
+    return starts
 
 
 RETRY_PROBE = r'''
