@@ -14,7 +14,7 @@ switches this off):
   c7n's. The run cache holds each region until its last policy ends.
 - ``c7n-org``: each worker runs the policies of its account-region on the
   threads, one c7n-org ``run_account`` per policy (same output, same log lines),
-  sharing one set of account tags in the environment and one assumed role.
+  sharing one set of account tags in the environment, one assumed role and its clients.
 
 Policies of one account-region share their listings through the run cache, which
 makes a policy wait for a listing another policy is already making rather than

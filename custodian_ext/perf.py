@@ -25,9 +25,11 @@ Within one process (a c7n-org worker, or ``custodian run``):
   sets per policy on the session is carried over to the cached client when
   it is handed out: the policy's user agent and c7n's API-call statistics
   (``api-stats`` in ``metadata.json``). Clients asked for with explicit
-  credentials or a ``Config`` are not cached. Sessions, and so their
-  clients, live as long as c7n keeps the session: c7n-org drops them at the
-  end of every account-region.
+  credentials or a ``Config`` are not cached. The sessions of one identity
+  (an account-region's assumed role, or the caller's own credentials) share
+  their clients across the policy threads (``_SharedClients``); on a shared
+  client the user agent and statistics are the calling thread's policy's.
+  c7n-org drops them at the end of every account-region.
 
 ``CUSTODIAN_EXT_PERF=0`` switches all of this off (and the per-run resource
 cache, ``custodian_ext.runcache``), for comparison with stock Cloud Custodian;
@@ -55,6 +57,7 @@ _open_clients = []  # cached clients, closed by close_clients() at the end of a 
 _http_sessions = {}  # (endpoint prefix, region, host) -> the HTTP session its clients share
 _base_sessions = {}  # profile -> the boto3 session c7n-org assumes roles from
 _assumed = {}  # (profile, role, session name, external id, policy) -> its credentials
+_role_clients = {}  # an identity (that key, or the caller's) -> its _SharedClients
 _assuming = threading.Lock()
 _loaded = []    # c7n-org's load_available result, once
 
@@ -75,6 +78,7 @@ def reset():
     with _lock:
         _base_sessions.clear()
         _assumed.clear()
+        _role_clients.clear()
         del _loaded[:]
 
 
@@ -155,17 +159,32 @@ def remembered_accepts_kwargs(original):
     """Whether a handler accepts ``**kwargs``, remembered for plain functions.
 
     botocore checks each handler it registers with ``inspect`` (~300 for every
-    new session). A plain function's signature cannot change; bound methods and
-    partials, made anew each time, are checked as before.
+    new session). A plain function's signature cannot change. Bound methods and
+    partials are made anew for each session, but whether they take ``**kwargs``
+    is their function's answer (binding ``self`` or arguments leaves ``**kwargs``
+    as it is): they are answered from the function. Other callables are checked
+    as before.
     """
+    import functools
     import types
 
+    def plain(func):
+        for _ in range(8):  # a partial of a bound method of a partial...
+            if type(func) is types.MethodType:
+                func = func.__func__
+            elif type(func) is functools.partial:
+                func = func.func
+            else:
+                break
+        return func if type(func) is types.FunctionType else None
+
     def accepts_kwargs(func):
-        if type(func) is not types.FunctionType:
+        key = plain(func)
+        if key is None:
             return original(func)
-        found = _accepts.get(func)
-        if found is None:
-            found = _accepts[func] = original(func)
+        found = _accepts.get(key, _accepts)  # None is an answer: no **kwargs
+        if found is _accepts:
+            found = _accepts[key] = original(key)
         return found
     return accepts_kwargs
 
@@ -182,16 +201,89 @@ def shared_alias_cache(original):
     return __init__
 
 
-# -- cache_clients: one client per service, region and endpoint per session -------
+# -- cache_clients: one client per service, region and endpoint per identity ------
+
+_handing = threading.local()  # per thread: what its policy set, per shared client
+_thread_classes = {}          # user agent class -> its per-thread subclass
+UA_FIELDS = ('_session_user_agent_name', '_session_user_agent_version',
+             '_session_user_agent_extra')
+
+
+class _SharedClients(dict):
+    """The cached clients of one identity: an account-region's assumed role (c7n-org), or
+    the caller's own credentials, shared by the sessions of all policy threads: each
+    client is made once per identity, region and service, not once per thread and
+    session (a client costs about as much CPU as a listing)."""
+
+
+def _mine():
+    state = getattr(_handing, 'state', None)
+    if state is None:
+        state = _handing.state = {}
+    return state
+
+
+def _per_thread_field(name):
+    # a thread that set the field (its policy's sync) reads its own value; others (c7n's
+    # own worker threads, which run no policy) the value set last, as before sharing
+    def get(self):
+        owner, value = _mine().get((id(self), name), (None, None))
+        return value if owner is self else self.__dict__.get(name)
+
+    def set_(self, value):
+        self.__dict__[name] = value
+        _mine()[(id(self), name)] = (self, value)  # the owner: an id can be reused
+    return property(get, set_)
+
+
+def _per_thread_user_agent(creator):
+    cls = type(creator)
+    with _lock:
+        sub = _thread_classes.get(cls)
+        if sub is None:
+            sub = _thread_classes[cls] = type(
+                'PerThread' + cls.__name__, (cls,),
+                {name: _per_thread_field(name) for name in UA_FIELDS})
+    creator.__class__ = sub
+
+
+def _dispatch(client, unique_id):
+    """One handler on a shared client that calls the calling thread's policy's own."""
+    key = (id(client), unique_id)
+
+    def handler(**kw):
+        owner, h = _mine().get(key, (None, None))
+        if owner is not client:
+            h = client.__dict__.get('_ext_last_' + unique_id)
+        return h(**kw) if h is not None else None
+    return handler
+
+
+def _share(client):
+    """Called with _lock held, once, when a client joins a _SharedClients."""
+    _per_thread_user_agent(client._user_agent_creator)
+    for event, unique_id in SESSION_HANDLERS:
+        client.meta.events.unregister(event, unique_id=unique_id)
+        client.meta.events.register(event, _dispatch(client, unique_id), unique_id=unique_id)
+    client._ext_shared = True
+
 
 def _sync(client, session):
-    """What c7n set on the session for the current policy, onto a cached client."""
+    """What c7n set on the session for the current policy, onto a cached client (a shared
+    one: for the calling thread)."""
     botocore_session = session._session
     client._user_agent_creator._session_user_agent_name = botocore_session.user_agent_name
     client._user_agent_creator._session_user_agent_version = \
         botocore_session.user_agent_version
     client._user_agent_creator._session_user_agent_extra = botocore_session.user_agent_extra
     source = getattr(session.events, '_emitter', session.events)
+    if getattr(client, '_ext_shared', False):
+        for _, unique_id in SESSION_HANDLERS:
+            entry = source._unique_id_handlers.get(unique_id)
+            handler = entry['handler'] if entry is not None else None
+            client.__dict__['_ext_last_' + unique_id] = handler
+            _mine()[(id(client), unique_id)] = (client, handler)
+        return
     for event, unique_id in SESSION_HANDLERS:
         client.meta.events.unregister(event, unique_id=unique_id)
         entry = source._unique_id_handlers.get(unique_id)
@@ -260,6 +352,9 @@ def cached_client(original):
                 c._ext_cached = True  # its read calls may be shared (runcache.SHARED_READS)
                 _open_clients.append(c)
                 _share_connections(c)
+                if isinstance(clients, _SharedClients):
+                    _share(c)
+                    _sync(c, self)
             else:
                 _sync(c, self)
         return c
@@ -285,13 +380,17 @@ def shared_base_session(original):
     c7n's ``SessionFactory`` builds a new boto3 session with the caller's
     credentials for every assume-role session it makes, only to call
     AssumeRole with it (and to renew the role's credentials). The caller's
-    session is the same for every account-region of a c7n-org run.
+    session is the same for every account-region of a c7n-org run. The sessions
+    made with one role's credentials share their cached clients (``_SharedClients``)
+    until the account-region ends (``forget_assumed_roles``).
     """
     from c7n import credentials
 
     def __call__(self, assume=True, region=None):
         if not (self.assume_role and assume):
-            return original(self, assume=assume, region=region)
+            session = original(self, assume=assume, region=region)
+            _share_callers_clients(session, self.profile)
+            return session
         import json
         import botocore.session
         region = region or self.region
@@ -312,20 +411,49 @@ def shared_base_session(original):
                     region, self.external_id)
                 with _lock:
                     _assumed[key] = session._session._credentials
+                session._ext_clients = _shared_clients(key)
                 return self.update(session)
         # the role's credentials (they renew themselves) in a session of its own, as
         # c7n's assumed_session builds it
         core = botocore.session.get_session()
         core._credentials = shared
         core.set_config_variable('region', region or 'us-east-1')
-        return self.update(credentials.Session(botocore_session=core))
+        session = credentials.Session(botocore_session=core)
+        session._ext_clients = _shared_clients(key)
+        return self.update(session)
     return __call__
 
 
+def _share_callers_clients(session, profile):
+    """A session of the caller's own identity (a profile, or the environment's keys):
+    every such session of the process (c7n-org: of the account-region) shares its clients.
+    ``custodian run`` makes one session per policy thread and region (32 threads, 17
+    regions), each of which made its own clients."""
+    if getattr(session, '_ext_clients', None) != {}:
+        return  # not one of c7n's, or its clients already made: leave it
+    try:
+        found = session.get_credentials()
+        access_key = found.access_key if found is not None else None
+    except Exception:  # whatever it is, the session's first call meets it and reports it
+        return
+    if access_key:
+        session._ext_clients = _shared_clients(('caller', profile, access_key))
+
+
+def _shared_clients(key):
+    with _lock:
+        clients = _role_clients.get(key)
+        if clients is None:
+            clients = _role_clients[key] = _SharedClients()
+        return clients
+
+
 def forget_assumed_roles():
-    """The end of an account-region (c7n-org): its role's credentials are not reused."""
+    """The end of an account-region (c7n-org): its role's credentials and clients are not
+    reused."""
     with _lock:
         _assumed.clear()
+        _role_clients.clear()
 
 
 # -- c7n-org -----------------------------------------------------------------------
@@ -393,6 +521,7 @@ def close_clients():
         done = list(_open_clients)
         del _open_clients[:]
         _http_sessions.clear()
+        _role_clients.clear()  # closed clients are not handed out again
     for c in done:
         try:
             c.close()

@@ -90,7 +90,8 @@ TABLE = (
           CLI, "the operation name mapping built once per service model",
           signature='(self, service_model)', always=False),
     Patch('botocore.hooks:accepts_kwargs', perf.remembered_accepts_kwargs, CLI,
-          "inspect runs for ~300 handlers of every new session; plain functions cannot change",
+          "inspect runs for ~300 handlers of every new session; a function (also under a "
+          "bound method or partial) cannot change",
           signature='(func)', always=False),
     Patch('botocore.hooks:EventAliaser.__init__', perf.shared_alias_cache, CLI,
           "aliased event names are a pure function of the name: one cache per process",
@@ -110,7 +111,8 @@ TABLE = (
           "(runcache.SHARED_READS)", signature='(self, operation_name, api_params)',
           always=False),
     Patch('c7n.credentials:SessionFactory.__call__', perf.shared_base_session, CLI,
-          "one caller session per profile to assume roles from, not one per account-region",
+          "one caller session per profile to assume roles from, not one per account-region; "
+          "the sessions of one assumed role share its clients",
           signature='(self, assume=True, region=None)', always=False),
     Patch('c7n.cache:factory', runcache.run_cache_factory, CLI,
           "c7n's file cache outlives the run (15 minutes): an in-memory cache for one "

@@ -43,7 +43,8 @@ def probe():
         'cached': ec2 is again and handed is ec2,
         'per_region': west is not ec2,
         'config_not_cached': configured is not ec2,
-        'per_session': other is not ec2,
+        # another session of the same credentials: the same client (one identity)
+        'shared_by_sessions_of_one_identity': other is ec2,
         'plain_sessions_not_cached': plain is not plain_again,
         'model_shared': other.meta.service_model is ec2.meta.service_model
                         and plain.meta.service_model is ec2.meta.service_model,
@@ -55,7 +56,7 @@ def probe():
     })
 
 
-def test_performance_layer_caches_clients_per_session_and_shares_models(monkeypatch):
+def test_performance_layer_caches_clients_and_shares_models(monkeypatch):
     for k, v in (('AWS_ACCESS_KEY_ID', 'x'), ('AWS_SECRET_ACCESS_KEY', 'x')):
         monkeypatch.setenv(k, v)
     found = probe()
@@ -67,3 +68,110 @@ def test_performance_layer_caches_clients_per_session_and_shares_models(monkeypa
 def test_without_the_patches_nothing_is_shared():
     a, b = boto3.Session(region_name='us-east-1'), boto3.Session(region_name='eu-west-1')
     assert b._session.get_component('data_loader') is not a._session.get_component('data_loader')
+
+
+@pytest.mark.program('c7n-org')
+def test_an_account_regions_policy_threads_share_its_clients_each_with_its_own_policy(aws):
+    """c7n-org: the sessions of one assumed role (one account-region) share their clients,
+    made once; the user agent and c7n's api-stats handler a call carries are those of the
+    policy running on the calling thread. The next account-region makes its own."""
+    import threading
+    from c7n.credentials import SessionFactory
+    from custodian_ext import perf
+
+    role = f'arn:aws:iam::{aws.id}:role/Audit'
+    seen, stats = {}, {'first-policy': 0, 'second-policy': 0}
+    ready = threading.Barrier(2)
+
+    def policy(name):
+        factory = SessionFactory('us-east-1', assume_role=role)
+        factory.policy_name = name
+        factory.set_subscribers([lambda s: s.events.register(
+            'after-call.*.*', lambda **kw: stats.__setitem__(name, stats[name] + 1),
+            unique_id='c7n-api-stats')])
+        client = factory().client('iam')
+        ready.wait(timeout=30)  # both policies have synced the client before either calls
+        client.list_users()
+        client.list_roles()
+        seen[name] = (client, client._user_agent_creator.to_string())
+
+    threads = [threading.Thread(target=policy, args=(n,)) for n in stats]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    (first, ua1), (second, ua2) = seen['first-policy'], seen['second-policy']
+    assert first is second  # one client for both policies' sessions
+    assert 'c7n/policy#first-policy' in ua1 and 'c7n/policy#second-policy' in ua2
+    assert stats == {'first-policy': 2, 'second-policy': 2}
+    # a thread that runs no policy (c7n's own worker threads) gets what was set last
+    other = []
+    t = threading.Thread(target=lambda: other.append(first._user_agent_creator.to_string()))
+    t.start()
+    t.join()
+    assert 'c7n/policy#' in other[0]
+    # the end of the account-region: its clients are not reused
+    perf.forget_assumed_roles()
+    factory = SessionFactory('us-east-1', assume_role=role)
+    assert factory().client('iam') is not first
+
+
+def test_whether_a_handler_takes_kwargs_is_its_functions_answer():
+    """botocore refuses a handler without **kwargs; the answer for a bound method or a
+    partial is its function's, remembered; other callables are asked each time."""
+    import functools
+    from botocore import hooks
+    from custodian_ext import perf
+
+    class Handlers:
+        def open(self, **kwargs):
+            pass
+
+        def closed(self, event_name):
+            pass
+
+    class Callable:
+        def __call__(self, event_name):
+            pass
+
+    def takes(a, **kw):
+        pass
+
+    def refuses(a, b):
+        pass
+
+    one, two = Handlers(), Handlers()
+    assert hooks.accepts_kwargs(one.open) and hooks.accepts_kwargs(two.open)
+    assert not hooks.accepts_kwargs(one.closed)
+    assert hooks.accepts_kwargs(functools.partial(takes, 1))
+    assert not hooks.accepts_kwargs(functools.partial(refuses, 1))
+    assert hooks.accepts_kwargs(functools.partial(one.open, x=1))
+    assert not hooks.accepts_kwargs(Callable())
+    # botocore answers with the name of the **kwargs parameter, or None
+    assert perf._accepts[Handlers.open] == 'kwargs' and perf._accepts[Handlers.closed] is None
+    assert Handlers.closed in perf._accepts and perf._accepts[refuses] is None
+    with pytest.raises(ValueError):  # botocore still refuses what it refused
+        hooks.HierarchicalEmitter().register('before-call', one.closed)
+
+
+def test_sessions_of_the_callers_own_credentials_share_their_clients(monkeypatch):
+    """custodian run: one session per policy thread and region, all of one identity, share
+    their clients; other credentials get their own; each thread's policy its user agent."""
+    import threading
+    from c7n.credentials import SessionFactory
+
+    def client(policy, key='AKIDONE'):
+        monkeypatch.setenv('AWS_ACCESS_KEY_ID', key)
+        factory = SessionFactory('us-east-1')
+        factory.policy_name = policy
+        return factory().client('ec2', endpoint_url='http://127.0.0.1:9')
+
+    monkeypatch.setenv('AWS_SECRET_ACCESS_KEY', 'x')
+    first = client('first-policy')
+    made = []
+    t = threading.Thread(target=lambda: made.append(client('second-policy')))
+    t.start()
+    t.join()
+    assert made[0] is first
+    assert 'c7n/policy#first-policy' in first._user_agent_creator.to_string()
+    assert client('third-policy', key='AKIDTWO') is not first
