@@ -40,8 +40,13 @@ def test_quick_exit_keeps_sys_exit_status_and_runs_exit_callbacks(tmp_path, code
         assert code in done.stderr
 
 
-def test_no_quick_exit_while_a_thread_that_is_not_a_daemon_runs():
+def test_no_quick_exit_while_a_thread_that_is_not_a_daemon_runs(monkeypatch):
     import threading
+    # threads that earlier tests of this process left running are not this test's
+    earlier = set(threading.enumerate()) - {threading.main_thread()}
+    everyone = threading.enumerate
+    monkeypatch.setattr(threading, 'enumerate',
+                        lambda: [t for t in everyone() if t not in earlier])
     release = threading.Event()
     t = threading.Thread(target=release.wait)
     t.start()
