@@ -25,6 +25,7 @@ pause for longer than ``RELEASE_AFTER``, what is held is submitted as it stands:
 the order can be lost, never a job.
 """
 import threading
+import time
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 
 # Seconds without a new submission after which held jobs go anyway (see the module's
@@ -94,37 +95,42 @@ class OrderedPool:
         self._global_region = global_region
         self._held = []  # (fn, args, kw, future to c7n-org)
         self._lock = threading.Lock()
-        self._timer = None
+        self._last = None      # when the last job arrived (time.monotonic())
+        self._watcher = None   # one thread: releases what is held after a pause
 
     def submit(self, fn, *args, **kw):
         outer = Future()
         with self._lock:
             self._held.append((fn, args, kw, outer))
+            self._last = time.monotonic()
             if len(self._held) >= self._expected:
                 self._release_locked()
-            else:
-                self._arm_locked()
+            elif self._watcher is None:
+                self._watcher = threading.Thread(target=self._watch, daemon=True,
+                                                 name='custodian-ext-org-order')
+                self._watcher.start()
         return outer
 
-    def _arm_locked(self):
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = threading.Timer(RELEASE_AFTER, self.release)
-        self._timer.daemon = True
-        self._timer.start()
+    def _watch(self):
+        while True:
+            with self._lock:
+                if not self._held and self._expected == 0:
+                    return  # released
+                waited = time.monotonic() - self._last
+                if waited >= RELEASE_AFTER:
+                    self._release_locked()
+                    return
+            time.sleep(RELEASE_AFTER - waited)
 
     def release(self):
         with self._lock:
             self._release_locked()
 
     def _release_locked(self):
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         held, self._held = self._held, []
+        self._expected = 0  # anything after this is not in the plan: it goes at once
         if not held:
             return
-        self._expected = 0  # anything after this is not in the plan: it goes at once
         jobs = [(args[0], args[1]) if len(args) >= 2 and isinstance(args[0], dict)
                 else ({}, None) for _, args, _, _ in held]
         for i in job_order(jobs, self._global_region):
