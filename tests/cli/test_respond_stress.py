@@ -24,6 +24,7 @@ import time
 
 import pytest
 
+from custodian_ext.actions import claims
 from custodian_ext_dev.demo import story
 from custodian_ext_dev.emulator import AMI_X86
 from tests.support import BIN, POLICIES, REPO, fast_client, quarantine_user, write_vars
@@ -80,6 +81,15 @@ def wait_for(path, predicate, timeout=120):
             return found
         time.sleep(0.05)
     raise AssertionError(f'{path}: never satisfied')
+
+
+def claimed(account):
+    """The resources that respond runs hold claims on now (Parameter Store)."""
+    ssm = fast_client(account, 'ssm')
+    return [json.loads(p['Value']).get('resource')
+            for page in ssm.get_paginator('get_parameters_by_path').paginate(
+                Path=claims.PREFIX, Recursive=True)
+            for p in page['Parameters']]
 
 
 def finish(proc, timeout=300):
@@ -187,10 +197,15 @@ def test_sigkill_keeps_finished_results_and_the_lease_then_a_rerun_finishes(
     proc = start(account, tmp_path, out, 'x1.yml', 'us-east-1', slow='UpdateAccessKey=1.5',
                  lease=8)
     path = results_file(out, X1, 'deactivate-access-keys')
-    before = wait_for(path, lambda r: len(r) >= 1)
+    # kill while the run holds a claim on a user it has not finished: the file
+    # is written after a user's claim is released, so its length alone can land
+    # the kill between two users, when nothing is held
+    before = wait_for(path, lambda r: len(r) >= 1 and set(claimed(account)) - set(r))
     proc.send_signal(signal.SIGKILL)
     finish(proc)
     killed_at = time.time()
+    held_at_kill = set(claimed(account))
+    assert held_at_kill, 'the killed run held no claim'
     after = read_results(path)  # whole JSON, the users finished before the kill
     assert after and all(r['status'] == 'done' for r in after.values()), after
     assert set(before) <= set(after)
@@ -201,8 +216,8 @@ def test_sigkill_keeps_finished_results_and_the_lease_then_a_rerun_finishes(
                                                         'deactivate-access-keys')).items()
             if 'claimed by another run' in r['reason']}
     if time.time() - killed_at < 8:
-        assert len(held) == 1, read_results(results_file(tmp_path / 'soon', X1,
-                                                          'deactivate-access-keys'))
+        assert set(held) == held_at_kill, read_results(results_file(tmp_path / 'soon', X1,
+                                                                    'deactivate-access-keys'))
     time.sleep(max(0.0, killed_at + 9 - time.time()))
     late = start(account, tmp_path, tmp_path / 'late', 'x1.yml', 'us-east-1', lease=8)
     assert finish(late)[0] == 0
