@@ -58,6 +58,7 @@ _http_sessions = {}  # (endpoint prefix, region, host) -> the HTTP session its c
 _base_sessions = {}  # profile -> the boto3 session c7n-org assumes roles from
 _assumed = {}  # (profile, role, session name, external id, policy) -> its credentials
 _role_clients = {}  # an identity (that key, or the caller's) -> its _SharedClients
+_sessions = {}  # (an identity, region) -> the session its policy threads share
 _assuming = threading.Lock()
 _loaded = []    # c7n-org's load_available result, once
 
@@ -79,6 +80,7 @@ def reset():
         _base_sessions.clear()
         _assumed.clear()
         _role_clients.clear()
+        _sessions.clear()
         del _loaded[:]
 
 
@@ -207,6 +209,7 @@ _handing = threading.local()  # per thread: what its policy set, per shared clie
 _thread_classes = {}          # user agent class -> its per-thread subclass
 UA_FIELDS = ('_session_user_agent_name', '_session_user_agent_version',
              '_session_user_agent_extra')
+SESSION_UA_FIELDS = ('user_agent_name', 'user_agent_version', 'user_agent_extra')
 
 
 class _SharedClients(dict):
@@ -276,19 +279,74 @@ def _sync(client, session):
     client._user_agent_creator._session_user_agent_version = \
         botocore_session.user_agent_version
     client._user_agent_creator._session_user_agent_extra = botocore_session.user_agent_extra
-    source = getattr(session.events, '_emitter', session.events)
     if getattr(client, '_ext_shared', False):
         for _, unique_id in SESSION_HANDLERS:
-            entry = source._unique_id_handlers.get(unique_id)
-            handler = entry['handler'] if entry is not None else None
+            handler = _session_handler(session, unique_id)
             client.__dict__['_ext_last_' + unique_id] = handler
             _mine()[(id(client), unique_id)] = (client, handler)
         return
     for event, unique_id in SESSION_HANDLERS:
         client.meta.events.unregister(event, unique_id=unique_id)
+        handler = _session_handler(session, unique_id)
+        if handler is not None:
+            client.meta.events.register(event, handler, unique_id=unique_id)
+
+
+def _session_handler(session, unique_id):
+    """The handler registered on ``session`` under ``unique_id`` (a shared session: by the
+    calling thread's policy), or None."""
+    events = session.events
+    if getattr(events, '_ext_per_thread', False):
+        owner, handler = _mine().get((id(events), unique_id), (None, None))
+        return handler if owner is events else None
+    source = getattr(events, '_emitter', events)
+    entry = source._unique_id_handlers.get(unique_id)
+    return entry['handler'] if entry is not None else None
+
+
+def _per_thread_session(session):
+    """Make ``session`` shareable by policy threads: what c7n sets on it for a policy (the
+    user agent, the api-stats handler: ``SessionFactory.update``) is the setting thread's.
+
+    Called once, before the session is handed to another thread; registrations made so
+    far become the calling thread's.
+    """
+    core = session._session
+    cls = type(core)
+    with _lock:
+        sub = _thread_classes.get(cls)
+        if sub is None:
+            sub = _thread_classes[cls] = type(
+                'PerThread' + cls.__name__, (cls,),
+                {name: _per_thread_field(name) for name in SESSION_UA_FIELDS})
+    core.__class__ = sub
+    events = session.events
+    source = getattr(events, '_emitter', events)
+    for event, unique_id in SESSION_HANDLERS:
         entry = source._unique_id_handlers.get(unique_id)
         if entry is not None:
-            client.meta.events.register(event, entry['handler'], unique_id=unique_id)
+            events.unregister(event, unique_id=unique_id)
+            _mine()[(id(events), unique_id)] = (events, entry['handler'])
+    register, unregister = events.register, events.unregister
+    mine = {unique_id for _, unique_id in SESSION_HANDLERS}
+
+    def per_thread_register(event_name, handler, unique_id=None, unique_id_uses_count=False):
+        if unique_id in mine:
+            _mine()[(id(events), unique_id)] = (events, handler)
+            return None
+        return register(event_name, handler, unique_id=unique_id,
+                        unique_id_uses_count=unique_id_uses_count)
+
+    def per_thread_unregister(event_name, handler=None, unique_id=None,
+                              unique_id_uses_count=False):
+        if unique_id in mine:
+            _mine().pop((id(events), unique_id), None)
+            return None
+        return unregister(event_name, handler=handler, unique_id=unique_id,
+                          unique_id_uses_count=unique_id_uses_count)
+    events.register, events.unregister = per_thread_register, per_thread_unregister
+    events._ext_per_thread = True
+    return session
 
 
 def _share_connections(client):
@@ -335,13 +393,16 @@ def cached_client(original):
                   and aws_access_key_id is None and aws_secret_access_key is None
                   and aws_session_token is None and aws_account_id is None)
         if not simple:
-            return original(
+            made = original(
                 self, service_name, region_name=region_name, api_version=api_version,
                 use_ssl=use_ssl, verify=verify, endpoint_url=endpoint_url,
                 aws_access_key_id=aws_access_key_id,
                 aws_secret_access_key=aws_secret_access_key,
                 aws_session_token=aws_session_token, config=config,
                 aws_account_id=aws_account_id)
+            if getattr(self.events, '_ext_per_thread', False):
+                _sync(made, self)  # a shared session's handlers are the thread's
+            return made
         key = (service_name, region_name or self.region_name, use_ssl, verify, endpoint_url)
         with _lock:
             c = clients.get(key)
@@ -388,14 +449,24 @@ def shared_base_session(original):
 
     def __call__(self, assume=True, region=None):
         if not (self.assume_role and assume):
+            caller = ('caller', self.profile, region or self.region, _caller_environment())
+            with _lock:
+                session = _sessions.get(caller)
+            if session is not None:
+                return self.update(session)
             session = original(self, assume=assume, region=region)
-            _share_callers_clients(session, self.profile)
+            if _share_callers_clients(session, self.profile):
+                return _keep(self, caller, session)
             return session
         import json
         import botocore.session
         region = region or self.region
         key = (self.profile, self.assume_role, self.session_name, self.external_id,
                json.dumps(self.session_policy, sort_keys=True))
+        with _lock:
+            session = _sessions.get((key, region))
+        if session is not None:
+            return self.update(session)
         with _lock:
             base = _base_sessions.get(self.profile)
             if base is None:
@@ -412,7 +483,7 @@ def shared_base_session(original):
                 with _lock:
                     _assumed[key] = session._session._credentials
                 session._ext_clients = _shared_clients(key)
-                return self.update(session)
+                return _keep(self, (key, region), session)
         # the role's credentials (they renew themselves) in a session of its own, as
         # c7n's assumed_session builds it
         core = botocore.session.get_session()
@@ -420,24 +491,49 @@ def shared_base_session(original):
         core.set_config_variable('region', region or 'us-east-1')
         session = credentials.Session(botocore_session=core)
         session._ext_clients = _shared_clients(key)
-        return self.update(session)
+        return _keep(self, (key, region), session)
     return __call__
+
+
+def _keep(factory, key, session):
+    """The session the policy threads of one identity and region share (``key``):
+    ``session`` if it is the first, made per-thread (``_per_thread_session``); then
+    c7n's per-policy settings for the calling thread (``factory.update``).
+
+    c7n caches a session per thread and region (``local_session``) and the pack runs
+    policies on threads: each new thread built a botocore session (about 300 handlers
+    registered, a credential chain) for every region and account-region.
+    """
+    with _lock:
+        found = _sessions.get(key)
+        if found is None:
+            found = _sessions[key] = _per_thread_session(session)
+    return factory.update(found)
+
+
+def _caller_environment():
+    # the caller's identity comes from the environment (keys, profile, files, role); c7n-org
+    # sets keys there for a role chain (its ``environ``): a change is another identity
+    import os
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith('AWS_')))
 
 
 def _share_callers_clients(session, profile):
     """A session of the caller's own identity (a profile, or the environment's keys):
     every such session of the process (c7n-org: of the account-region) shares its clients.
     ``custodian run`` makes one session per policy thread and region (32 threads, 17
-    regions), each of which made its own clients."""
+    regions), each of which made its own clients. True if it now shares them."""
     if getattr(session, '_ext_clients', None) != {}:
-        return  # not one of c7n's, or its clients already made: leave it
+        return False  # not one of c7n's, or its clients already made: leave it
     try:
         found = session.get_credentials()
         access_key = found.access_key if found is not None else None
     except Exception:  # whatever it is, the session's first call meets it and reports it
-        return
+        return False
     if access_key:
         session._ext_clients = _shared_clients(('caller', profile, access_key))
+        return True
+    return False
 
 
 def _shared_clients(key):
@@ -454,6 +550,7 @@ def forget_assumed_roles():
     with _lock:
         _assumed.clear()
         _role_clients.clear()
+        _sessions.clear()
 
 
 # -- c7n-org -----------------------------------------------------------------------
@@ -522,6 +619,7 @@ def close_clients():
         del _open_clients[:]
         _http_sessions.clear()
         _role_clients.clear()  # closed clients are not handed out again
+        _sessions.clear()      # nor by the sessions that hold them
     for c in done:
         try:
             c.close()

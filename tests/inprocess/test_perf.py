@@ -175,3 +175,60 @@ def test_sessions_of_the_callers_own_credentials_share_their_clients(monkeypatch
     assert made[0] is first
     assert 'c7n/policy#first-policy' in first._user_agent_creator.to_string()
     assert client('third-policy', key='AKIDTWO') is not first
+
+
+def test_policy_threads_share_one_session_per_identity_and_region(monkeypatch):
+    """c7n keeps a session per thread and region, and the pack runs policies on threads:
+    the threads of one identity get one session per region, on which each thread's policy
+    keeps its own user agent and api-stats handler (set and removed per policy, as c7n's
+    ``ExecutionContext`` does), on clients cached or not."""
+    import threading
+    from botocore.config import Config
+    from c7n.credentials import SessionFactory
+
+    monkeypatch.setenv('AWS_ACCESS_KEY_ID', 'AKIDONE')
+    monkeypatch.setenv('AWS_SECRET_ACCESS_KEY', 'x')
+    seen, stats = {}, {'first-policy': [], 'second-policy': []}
+    ready, done, after = threading.Barrier(2), threading.Barrier(2), threading.Barrier(2)
+
+    def policy(name):
+        factory = SessionFactory('us-east-1')
+        factory.policy_name = name
+        factory.set_subscribers([lambda s: s.events.register(
+            'after-call.*.*', lambda **kw: stats[name].append(kw['model'].name),
+            unique_id='c7n-api-stats')])
+        session = factory()
+        ready.wait(timeout=30)  # both policies have registered before either reads
+        cached = session.client('ec2', endpoint_url='http://127.0.0.1:9')
+        configured = session.client('ec2', endpoint_url='http://127.0.0.1:9', config=Config())
+        for client in (cached, configured):
+            client.meta.events.emit('after-call.ec2.DescribeRegions', http_response=None,
+                                    parsed={}, model=client.meta.service_model.operation_model(
+                                        'DescribeRegions'), context={})
+        seen[name] = (session, cached._user_agent_creator.to_string(),
+                      configured._user_agent_creator.to_string())
+        done.wait(timeout=30)
+        if name == 'first-policy':  # the end of its policy: c7n removes its handler
+            session.events.unregister('after-call.*.*', unique_id='c7n-api-stats')
+        after.wait(timeout=30)
+        if name == 'second-policy':  # ...not the other policy's
+            again = session.client('ec2', endpoint_url='http://127.0.0.1:9')
+            again.meta.events.emit('after-call.ec2.DescribeVpcs', http_response=None,
+                                   parsed={}, model=again.meta.service_model.operation_model(
+                                       'DescribeVpcs'), context={})
+
+    threads = [threading.Thread(target=policy, args=(n,)) for n in stats]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    (first, ua1, cua1), (second, ua2, cua2) = seen['first-policy'], seen['second-policy']
+    assert first is second
+    assert 'c7n/policy#first-policy' in ua1 and 'c7n/policy#first-policy' in cua1
+    assert 'c7n/policy#second-policy' in ua2 and 'c7n/policy#second-policy' in cua2
+    assert stats == {'first-policy': ['DescribeRegions'] * 2,
+                     'second-policy': ['DescribeRegions'] * 2 + ['DescribeVpcs']}
+    # another region, or other credentials, is another session
+    assert SessionFactory('us-west-2')() is not first
+    monkeypatch.setenv('AWS_ACCESS_KEY_ID', 'AKIDTWO')
+    assert SessionFactory('us-east-1')() is not first
