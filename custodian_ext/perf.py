@@ -206,7 +206,7 @@ def shared_alias_cache(original):
 # -- cache_clients: one client per service, region and endpoint per identity ------
 
 _handing = threading.local()  # per thread: what its policy set, per shared client
-_thread_classes = {}          # user agent class -> its per-thread subclass
+_thread_classes = {}          # (class, fields) -> its per-thread subclass
 UA_FIELDS = ('_session_user_agent_name', '_session_user_agent_version',
              '_session_user_agent_extra')
 SESSION_UA_FIELDS = ('user_agent_name', 'user_agent_version', 'user_agent_extra')
@@ -239,15 +239,16 @@ def _per_thread_field(name):
     return property(get, set_)
 
 
-def _per_thread_user_agent(creator):
-    cls = type(creator)
+def _per_thread(obj, fields):
+    """Make ``fields`` of ``obj`` per-thread (``_per_thread_field``), by its class."""
+    cls = type(obj)
     with _lock:
-        sub = _thread_classes.get(cls)
+        sub = _thread_classes.get((cls, fields))
         if sub is None:
-            sub = _thread_classes[cls] = type(
+            sub = _thread_classes[(cls, fields)] = type(
                 'PerThread' + cls.__name__, (cls,),
-                {name: _per_thread_field(name) for name in UA_FIELDS})
-    creator.__class__ = sub
+                {name: _per_thread_field(name) for name in fields})
+    obj.__class__ = sub
 
 
 def _dispatch(client, unique_id):
@@ -264,7 +265,7 @@ def _dispatch(client, unique_id):
 
 def _share(client):
     """Called with _lock held, once, when a client joins a _SharedClients."""
-    _per_thread_user_agent(client._user_agent_creator)
+    _per_thread(client._user_agent_creator, UA_FIELDS)
     for event, unique_id in SESSION_HANDLERS:
         client.meta.events.unregister(event, unique_id=unique_id)
         client.meta.events.register(event, _dispatch(client, unique_id), unique_id=unique_id)
@@ -311,15 +312,7 @@ def _per_thread_session(session):
     Called once, before the session is handed to another thread; registrations made so
     far become the calling thread's.
     """
-    core = session._session
-    cls = type(core)
-    with _lock:
-        sub = _thread_classes.get(cls)
-        if sub is None:
-            sub = _thread_classes[cls] = type(
-                'PerThread' + cls.__name__, (cls,),
-                {name: _per_thread_field(name) for name in SESSION_UA_FIELDS})
-    core.__class__ = sub
+    _per_thread(session._session, SESSION_UA_FIELDS)
     events = session.events
     source = getattr(events, '_emitter', events)
     for event, unique_id in SESSION_HANDLERS:
