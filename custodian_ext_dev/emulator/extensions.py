@@ -68,6 +68,10 @@ tests and the benchmarks) applies it.
   new IAM backend parses and copies AWS's ~1,500 managed policies. A new
   account then cost about 3 s of CPU. Here only existing backends are
   searched, and the managed policies' data is parsed once per process.
+  moto also lists a response class's methods (``inspect.getmembers``) and its
+  own package folder on every request: a sixth of the emulator's CPU in a
+  c7n-org sweep, CPU the client's process then lacks on a shared machine.
+  Both answers are fixed once moto is loaded, and are kept.
 - CloudTrail event history (R2.2): the management calls the emulator serves
   are recorded per account and region and served by ``LookupEvents``; the same
   record answers IAM's service-last-accessed jobs (R1.2). See
@@ -364,6 +368,19 @@ def faster_accounts():
                 for name, version, path, document, created, updated in managed_policy_data()]
 
     iam_models.IAMBackend._init_aws_policies = init_aws_policies
+
+
+def faster_dispatch():
+    import functools
+
+    from moto import backends
+    from moto.core import responses
+
+    # a class's functions and moto's folders do not change while the server runs
+    responses.method_names_from_class = functools.lru_cache(maxsize=None)(
+        responses.method_names_from_class)
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules
 
 
 def s3_versions_key_marker():
@@ -735,6 +752,7 @@ EXTENSIONS = [
     assume_role_requires_role,
     region_opt_in,
     faster_accounts,
+    faster_dispatch,
     event_history,
     identity_services,
     securityhub_findings,
