@@ -226,6 +226,22 @@ def _mine():
     return state
 
 
+def carried(fn):
+    """``fn``, to be called on another thread on this thread's behalf: its calls on shared
+    clients and sessions carry this thread's policy's user agent and count in its
+    api-stats, as if this thread made them. The other thread only reads that state."""
+    state = _mine()
+
+    def call(*args, **kw):
+        before = getattr(_handing, 'state', None)
+        _handing.state = state
+        try:
+            return fn(*args, **kw)
+        finally:
+            _handing.state = before
+    return call
+
+
 def _per_thread_field(name):
     # a thread that set the field (its policy's sync) reads its own value; others (c7n's
     # own worker threads, which run no policy) the value set last, as before sharing

@@ -31,6 +31,7 @@ whose names are patterns.
 """
 import collections
 import datetime
+import functools
 import json
 import logging
 import threading
@@ -172,8 +173,11 @@ class EventHistory:
                     if r.get('EventName') in names or r.get('AccessKeyId') in query.keys]
         streamed, answered = self.from_read_stream(region, names)
         rows = list(streamed)
-        for attribute, value in self.lookups(query, names - answered):
-            raw, cut = self._lookup(region, attribute, value, self.max_pages)
+        wanted = self.lookups(query, names - answered)
+        answers = event_history.lookups_at_once(
+            functools.partial(self._lookup, region, attribute, value, self.max_pages)
+            for attribute, value in wanted)
+        for (attribute, value), (raw, cut) in zip(wanted, answers):
             if cut:
                 self.cut_short.append(
                     f'event history in {region}: the lookup of {attribute} {value} stopped after '

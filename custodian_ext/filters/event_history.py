@@ -23,6 +23,11 @@ reads it, within the limits AWS sets, and annotates who did what:
   ``max-pages``. A lookup still cut short is reported, never hidden: the
   annotation says so, and an account resource then matches even
   without matching events, because its history was not read to the end.
+- In flight: the lookups one read needs (one per event name, access key) are
+  made ``IN_FLIGHT`` at a time (``lookups_at_once``), still sent 2 per second:
+  made one after another, every slow answer (LookupEvents' p90 is about a second,
+  and us-east-1 has been measured at seconds on average) would hold back all the
+  slots after it.
 - Requests per policy and account-region are therefore at most
   ``max-pages * (1 + number of event names)``; usually one or two.
 - Results are reused for ``CACHE_SECONDS`` within one run (several
@@ -38,10 +43,12 @@ reads it, within the limits AWS sets, and annotates who did what:
   read, never the reads, so the request count is the same.
 """
 import datetime
+import functools
 import json
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from c7n.exceptions import PolicyValidationError
 from c7n.filters import Filter
@@ -63,6 +70,7 @@ PAGE_SIZE = 50           # LookupEvents' largest page
 DEFAULT_PAGES = 20
 MAX_PAGES = 100
 CACHE_SECONDS = 60
+IN_FLIGHT = 8            # lookups of one read waiting on AWS at once (2/s x ~4 s answers)
 MAX_ANNOTATED = 200      # events kept in one resource's annotation
 
 # Where CloudTrail records global service events (IAM, STS global endpoint,
@@ -257,6 +265,23 @@ def shared_lookup(client, retry, key, attribute, start, end, max_pages, ckey, ea
     return events, cut
 
 
+def lookups_at_once(calls):
+    """The results of ``calls`` (each makes paced LookupEvents requests), in order, with up
+    to ``IN_FLIGHT`` of them waiting on AWS at once; the limiter keeps the 2 per second.
+    An error stops the calls not yet started and is raised (the first in order)."""
+    calls = list(calls)
+    if len(calls) < 2:
+        return [call() for call in calls]
+    from custodian_ext.perf import carried
+    pool = ThreadPoolExecutor(min(IN_FLIGHT, len(calls)),
+                              thread_name_prefix='custodian-ext-lookup')
+    try:
+        futures = [pool.submit(carried(call)) for call in calls]
+        return [f.result() for f in futures]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def history(client, retry, key, names, start, end, max_pages):
     """Raw events with the given names: (events, names whose lookup was cut short)."""
     names = list(dict.fromkeys(names))
@@ -271,9 +296,10 @@ def history(client, retry, key, names, start, end, max_pages):
         else:
             wanted = set(writes)
             found.extend(e for e in stream if e.get('EventName') in wanted)
-    for name in others:
-        events, cut = cached_lookup(client, retry, key, {
-            'AttributeKey': 'EventName', 'AttributeValue': name}, start, end, max_pages)
+    answers = lookups_at_once(functools.partial(cached_lookup, client, retry, key, {
+        'AttributeKey': 'EventName', 'AttributeValue': name}, start, end, max_pages)
+        for name in others)
+    for name, (events, cut) in zip(others, answers):
         found.extend(events)
         if cut:
             cut_short.append(name)

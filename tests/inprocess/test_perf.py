@@ -232,3 +232,55 @@ def test_policy_threads_share_one_session_per_identity_and_region(monkeypatch):
     assert SessionFactory('us-west-2')() is not first
     monkeypatch.setenv('AWS_ACCESS_KEY_ID', 'AKIDTWO')
     assert SessionFactory('us-east-1')() is not first
+
+
+def test_a_call_carried_to_a_helper_thread_is_its_policys(monkeypatch):
+    """An activity read makes its lookups on helper threads
+    (``event_history.lookups_at_once``): their calls still carry the policy's user agent and
+    count in its api-stats (``perf.carried``), although another policy set its own on the
+    shared client after it (a helper thread without it gets the last one set)."""
+    import threading
+    from c7n.credentials import SessionFactory
+    from custodian_ext import perf
+
+    monkeypatch.setenv('AWS_ACCESS_KEY_ID', 'AKIDCARRY')
+    monkeypatch.setenv('AWS_SECRET_ACCESS_KEY', 'x')
+    stats = {'first-policy': [], 'second-policy': []}
+    seen = {}
+    first_ready, second_ready, done = (threading.Barrier(2) for _ in range(3))
+
+    def policy(name):
+        factory = SessionFactory('us-east-1')
+        factory.policy_name = name
+        factory.set_subscribers([lambda s: s.events.register(
+            'after-call.*.*', lambda **kw: stats[name].append(kw['model'].name),
+            unique_id='c7n-api-stats')])
+        if name == 'second-policy':
+            first_ready.wait(timeout=30)
+        client = factory().client('ec2', endpoint_url='http://127.0.0.1:9')
+        if name == 'first-policy':
+            first_ready.wait(timeout=30)
+        second_ready.wait(timeout=30)  # the second policy's settings are the last set
+        if name == 'first-policy':
+            def call():
+                client.meta.events.emit(
+                    'after-call.ec2.DescribeVpcs', http_response=None, parsed={},
+                    model=client.meta.service_model.operation_model('DescribeVpcs'),
+                    context={})
+                return client._user_agent_creator.to_string()
+            for how, fn in (('carried', perf.carried(call)), ('plain', call)):
+                out = []
+                helper = threading.Thread(target=lambda: out.append(fn()))
+                helper.start()
+                helper.join(timeout=30)
+                seen[how] = out[0]
+        done.wait(timeout=30)
+
+    threads = [threading.Thread(target=policy, args=(n,)) for n in stats]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert 'c7n/policy#first-policy' in seen['carried']
+    assert 'c7n/policy#second-policy' in seen['plain']  # what carried prevents
+    assert stats == {'first-policy': ['DescribeVpcs'], 'second-policy': ['DescribeVpcs']}

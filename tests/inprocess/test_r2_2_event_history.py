@@ -344,3 +344,38 @@ def test_known_principals():
     assert not known({'PrincipalType': 'Root', 'PrincipalAccount': '111122223333'})
     assert known({'PrincipalType': 'AWSAccount', 'PrincipalAccount': '444455556666'})
     assert not known({'PrincipalType': 'AWSAccount', 'PrincipalAccount': '999999999999'})
+
+
+def test_the_lookups_of_one_read_wait_on_aws_together():
+    """One slow answer does not hold back the next lookup's slot (LookupEvents' p90 is about
+    a second): the lookups of one read are in flight together (each call here waits until
+    all three are: one after another, the first would wait alone until it timed out), and
+    their answers come back in the order asked."""
+    import threading
+    together = threading.Barrier(3, timeout=30)
+
+    def call(i):
+        def lookup():
+            together.wait()
+            return i
+        return lookup
+    assert event_history.lookups_at_once([call(i) for i in range(3)]) == [0, 1, 2]
+    assert event_history.lookups_at_once([lambda: 'one']) == ['one']
+    assert event_history.lookups_at_once([]) == []
+
+
+def test_of_failed_lookups_the_first_asked_is_raised():
+    """An error is raised as it was one lookup after another: the first in order, whichever
+    answered first."""
+    import threading
+    second_failed = threading.Event()
+
+    def first():
+        second_failed.wait(timeout=30)
+        raise ValueError('first')
+
+    def second():
+        second_failed.set()
+        raise ValueError('second')
+    with pytest.raises(ValueError, match='first'):
+        event_history.lookups_at_once([lambda: 'ok', first, second])
