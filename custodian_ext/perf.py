@@ -229,7 +229,8 @@ def _mine():
 def carried(fn):
     """``fn``, to be called on another thread on this thread's behalf: its calls on shared
     clients and sessions carry this thread's policy's user agent and count in its
-    api-stats, as if this thread made them. The other thread only reads that state."""
+    api-stats, as if this thread made them (it shares this thread's state: anything it
+    sets there, syncing a client it makes, is this thread's policy's own setting)."""
     state = _mine()
 
     def call(*args, **kw):

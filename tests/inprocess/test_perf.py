@@ -1,6 +1,8 @@
 """custodian_ext.perf: the performance layer's session and client sharing, installed as the
 ``custodian`` program installs it (the ``pack_patches`` fixture)."""
 
+import threading
+
 import boto3
 import pytest
 
@@ -75,7 +77,6 @@ def test_an_account_regions_policy_threads_share_its_clients_each_with_its_own_p
     """c7n-org: the sessions of one assumed role (one account-region) share their clients,
     made once; the user agent and c7n's api-stats handler a call carries are those of the
     policy running on the calling thread. The next account-region makes its own."""
-    import threading
     from c7n.credentials import SessionFactory
     from custodian_ext import perf
 
@@ -157,7 +158,6 @@ def test_whether_a_handler_takes_kwargs_is_its_functions_answer():
 def test_sessions_of_the_callers_own_credentials_share_their_clients(monkeypatch):
     """custodian run: one session per policy thread and region, all of one identity, share
     their clients; other credentials get their own; each thread's policy its user agent."""
-    import threading
     from c7n.credentials import SessionFactory
 
     def client(policy, key='AKIDONE'):
@@ -177,12 +177,38 @@ def test_sessions_of_the_callers_own_credentials_share_their_clients(monkeypatch
     assert client('third-policy', key='AKIDTWO') is not first
 
 
+def _policy_factory(name, stats):
+    """A c7n session factory for policy ``name``, counting its calls in ``stats[name]`` as
+    c7n's api-stats subscriber does."""
+    from c7n.credentials import SessionFactory
+    factory = SessionFactory('us-east-1')
+    factory.policy_name = name
+    factory.set_subscribers([lambda s: s.events.register(
+        'after-call.*.*', lambda **kw: stats[name].append(kw['model'].name),
+        unique_id='c7n-api-stats')])
+    return factory
+
+
+def _called(client, operation):
+    """What botocore emits after ``client`` made ``operation``."""
+    client.meta.events.emit(f'after-call.ec2.{operation}', http_response=None, parsed={},
+                            model=client.meta.service_model.operation_model(operation),
+                            context={})
+
+
+def _on_threads(target, names):
+    threads = [threading.Thread(target=target, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+
+
 def test_policy_threads_share_one_session_per_identity_and_region(monkeypatch):
     """c7n keeps a session per thread and region, and the pack runs policies on threads:
     the threads of one identity get one session per region, on which each thread's policy
     keeps its own user agent and api-stats handler (set and removed per policy, as c7n's
     ``ExecutionContext`` does), on clients cached or not."""
-    import threading
     from botocore.config import Config
     from c7n.credentials import SessionFactory
 
@@ -192,19 +218,12 @@ def test_policy_threads_share_one_session_per_identity_and_region(monkeypatch):
     ready, done, after = threading.Barrier(2), threading.Barrier(2), threading.Barrier(2)
 
     def policy(name):
-        factory = SessionFactory('us-east-1')
-        factory.policy_name = name
-        factory.set_subscribers([lambda s: s.events.register(
-            'after-call.*.*', lambda **kw: stats[name].append(kw['model'].name),
-            unique_id='c7n-api-stats')])
-        session = factory()
+        session = _policy_factory(name, stats)()
         ready.wait(timeout=30)  # both policies have registered before either reads
         cached = session.client('ec2', endpoint_url='http://127.0.0.1:9')
         configured = session.client('ec2', endpoint_url='http://127.0.0.1:9', config=Config())
         for client in (cached, configured):
-            client.meta.events.emit('after-call.ec2.DescribeRegions', http_response=None,
-                                    parsed={}, model=client.meta.service_model.operation_model(
-                                        'DescribeRegions'), context={})
+            _called(client, 'DescribeRegions')
         seen[name] = (session, cached._user_agent_creator.to_string(),
                       configured._user_agent_creator.to_string())
         done.wait(timeout=30)
@@ -212,16 +231,9 @@ def test_policy_threads_share_one_session_per_identity_and_region(monkeypatch):
             session.events.unregister('after-call.*.*', unique_id='c7n-api-stats')
         after.wait(timeout=30)
         if name == 'second-policy':  # ...not the other policy's
-            again = session.client('ec2', endpoint_url='http://127.0.0.1:9')
-            again.meta.events.emit('after-call.ec2.DescribeVpcs', http_response=None,
-                                   parsed={}, model=again.meta.service_model.operation_model(
-                                       'DescribeVpcs'), context={})
+            _called(session.client('ec2', endpoint_url='http://127.0.0.1:9'), 'DescribeVpcs')
 
-    threads = [threading.Thread(target=policy, args=(n,)) for n in stats]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    _on_threads(policy, stats)
     (first, ua1, cua1), (second, ua2, cua2) = seen['first-policy'], seen['second-policy']
     assert first is second
     assert 'c7n/policy#first-policy' in ua1 and 'c7n/policy#first-policy' in cua1
@@ -239,8 +251,6 @@ def test_a_call_carried_to_a_helper_thread_is_its_policys(monkeypatch):
     (``event_history.lookups_at_once``): their calls still carry the policy's user agent and
     count in its api-stats (``perf.carried``), although another policy set its own on the
     shared client after it (a helper thread without it gets the last one set)."""
-    import threading
-    from c7n.credentials import SessionFactory
     from custodian_ext import perf
 
     monkeypatch.setenv('AWS_ACCESS_KEY_ID', 'AKIDCARRY')
@@ -250,11 +260,7 @@ def test_a_call_carried_to_a_helper_thread_is_its_policys(monkeypatch):
     first_ready, second_ready, done = (threading.Barrier(2) for _ in range(3))
 
     def policy(name):
-        factory = SessionFactory('us-east-1')
-        factory.policy_name = name
-        factory.set_subscribers([lambda s: s.events.register(
-            'after-call.*.*', lambda **kw: stats[name].append(kw['model'].name),
-            unique_id='c7n-api-stats')])
+        factory = _policy_factory(name, stats)
         if name == 'second-policy':
             first_ready.wait(timeout=30)
         client = factory().client('ec2', endpoint_url='http://127.0.0.1:9')
@@ -263,10 +269,7 @@ def test_a_call_carried_to_a_helper_thread_is_its_policys(monkeypatch):
         second_ready.wait(timeout=30)  # the second policy's settings are the last set
         if name == 'first-policy':
             def call():
-                client.meta.events.emit(
-                    'after-call.ec2.DescribeVpcs', http_response=None, parsed={},
-                    model=client.meta.service_model.operation_model('DescribeVpcs'),
-                    context={})
+                _called(client, 'DescribeVpcs')
                 return client._user_agent_creator.to_string()
             for how, fn in (('carried', perf.carried(call)), ('plain', call)):
                 out = []
@@ -276,11 +279,7 @@ def test_a_call_carried_to_a_helper_thread_is_its_policys(monkeypatch):
                 seen[how] = out[0]
         done.wait(timeout=30)
 
-    threads = [threading.Thread(target=policy, args=(n,)) for n in stats]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    _on_threads(policy, stats)
     assert 'c7n/policy#first-policy' in seen['carried']
     assert 'c7n/policy#second-policy' in seen['plain']  # what carried prevents
     assert stats == {'first-policy': ['DescribeVpcs'], 'second-policy': ['DescribeVpcs']}
