@@ -30,8 +30,8 @@ limits, computed from the emulator's request log (see ``floor``):
   a listing (its pages one after another), a read per resource, and a job's
   result after the job (IAM's service-last-accessed reports): the slowest call
   of each level, at the latency drawn for it;
-- nor before its LookupEvents calls fit AWS's 2 per second and have answered (the
-  slowest sent first: ``paced_floor``);
+- nor before its LookupEvents calls fit AWS's 2 per second (no more than two in any
+  one second) and have answered (the slowest sent first: ``paced_floor``);
 - a single-account sweep has its regions in parallel: its floor is its slowest
   account-region, after the run's own first calls (GetCallerIdentity,
   DescribeRegions);
@@ -150,16 +150,22 @@ def floor(requests, assumed, rules=None):
         sequential = credentials + handshake + sum(by_level.values())
         limited = 0.0
         if lookups:
-            limited = credentials + handshake + paced_floor(lookups, *rules.get(LOOKUP, (2.0, 2.0)))
+            rate = rules.get(LOOKUP, (2.0, 2.0))[0]
+            limited = credentials + handshake + paced_floor(lookups, rate)
         out[ar] = max(sequential, limited)
     return {'ars': out, 'prefix': prefix}
 
 
-def paced_floor(latencies, rate, burst):
-    """The soonest requests of these latencies can all have answered when at most ``burst``
-    go at once and then ``rate`` per second: the k-th sent waits for its token
-    (``(k - burst + 1) / rate``), and the longest latencies sent first end soonest."""
-    slots = (max(0, k - burst + 1) / rate for k in range(len(latencies)))
+def paced_floor(latencies, rate):
+    """The soonest requests of these latencies can all have answered when no more than
+    ``rate`` of them go in any one second (AWS's documented "two per second" for
+    LookupEvents, as ``lookup_rate`` counts it): the k-th sent goes ``k // rate`` seconds
+    in, the earliest any such order allows, and the longest latencies sent first end
+    soonest. The emulator's bucket (``latency.yml``) would let a third through half a
+    second in: AWS documents no bucket, and a sweep that counted on one would exceed the
+    documented rate, so the floor does not count on it either."""
+    rate = int(rate)
+    slots = (k // rate for k in range(len(latencies)))
     return max(slot + latency for slot, latency in zip(slots, sorted(latencies, reverse=True)))
 
 
