@@ -9,21 +9,27 @@ region of the account waits for those events (``custodian_ext.shared_run``). In
 c7n-org's order the workers all hold one or two accounts' regions, waiting on
 those accounts' one us-east-1 clock, while the other accounts' clocks sit idle.
 
-Here the same jobs leave in another order: every account's global region first
-(longest chain first), then the other regions account by account, in the order
-the accounts' global regions started. Nothing else changes: the same jobs, the
-same arguments, the same futures to c7n-org (each resolves with its own job's
-result or exception).
+Here the same jobs leave in another order, one whenever a worker is free
+(``Schedule``): the global regions first, longest chain first; then the other
+regions of the accounts whose global region has finished (their events are read),
+account by account, while a share of the workers goes on with the remaining
+global regions. That share follows the work left: global regions wait on
+CloudTrail's clock and use little CPU, the other regions use the CPU, so spread
+over the run the two overlap, where all global regions first left the CPU idle
+while every worker waited on a clock (measured: an organization's sweep spent its
+first third so). Nothing else changes: the same jobs, the same arguments, the same
+futures to c7n-org (each resolves with its own job's result or exception).
 
 c7n-org's loop resolves each account's regions (``-r all``: one DescribeRegions
 per account, one after another) between its submissions, so the pool cannot know
 when the last job has arrived. ``prepare`` resolves them beforehand, the accounts
 at once, and ``resolve_regions`` (patched into c7n-org) answers the loop from
 that: the pool holds the jobs until the expected number has arrived, then
-submits them in order. Should a job arrive that was not expected, or the loop
-pause for longer than ``RELEASE_AFTER``, what is held is submitted as it stands:
-the order can be lost, never a job.
+starts them as workers free. Should a job arrive that was not expected, or the
+loop pause for longer than ``RELEASE_AFTER``, what is held is scheduled as it
+stands: the order can be lost, never a job.
 """
+import math
 import threading
 import time
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
@@ -84,23 +90,116 @@ def job_order(jobs, global_region):
     return first + rest
 
 
+class Schedule:
+    """Which job starts next when a worker is free.
+
+    ``jobs``: [(account, region)] in c7n-org's order (``({}, None)`` for a job that
+    is not ``run_account``'s). Global regions start first while no other region is
+    ready; a region is ready once its account's global region has finished (or the
+    run has none for it). Of ``slots`` workers, the global regions keep
+    ``ceil(slots * global work left / all work left)``, each job's work its kind's
+    mean wall time so far (the same for both kinds until one of each has finished).
+    With no global region left, or none ready, the rest go in ``job_order``.
+    """
+
+    def __init__(self, jobs, global_region, slots):
+        self._slots = max(1, slots)
+        self._jobs = jobs
+        order = job_order(jobs, global_region)
+        self._globals = [i for i in order if jobs[i][1] is not None and
+                         jobs[i][1] == global_region(jobs[i][0])]
+        is_global = set(self._globals)
+        self._is_global = is_global
+        self._has_global = {self._account(i) for i in self._globals}
+        self._others = [i for i in order if i not in is_global]
+        self._finished = {}  # account -> rank: its global region finished, in that order
+        self._running_globals = 0
+        self._spans = {True: [0.0, 0], False: [0.0, 0]}  # kind -> [seconds, jobs]
+
+    def _account(self, i):
+        account = self._jobs[i][0]
+        return account.get('name'), account.get('account_id')
+
+    def _ready(self, i):
+        account = self._account(i)
+        return account not in self._has_global or account in self._finished
+
+    def _mean(self, kind):
+        seconds, n = self._spans[kind]
+        return seconds / n if n else None
+
+    def _global_share(self):
+        g, o = self._mean(True), self._mean(False)
+        if g is None or o is None:
+            g = o = 1.0
+        left_g, left_o = len(self._globals) * g, len(self._others) * o
+        return math.ceil(self._slots * left_g / ((left_g + left_o) or 1.0))
+
+    def add(self, job):
+        """A job that arrived late (not in the plan): it goes first among the others."""
+        self._jobs.append(job)
+        self._others.insert(0, len(self._jobs) - 1)
+
+    def __bool__(self):
+        return bool(self._globals or self._others)
+
+    def next(self):
+        """The index of the job to start now, or None if none is left."""
+        ready = [i for i in self._others if self._ready(i)]
+        if self._globals and (not ready or self._running_globals < self._global_share()):
+            self._running_globals += 1
+            return self._globals.pop(0)
+        if ready:
+            # the account whose events were read first goes first (its cached reads are the
+            # oldest); min keeps job_order among equals
+            i = min(ready, key=lambda i: self._finished.get(self._account(i), -1))
+        elif self._others:
+            i = self._others[0]
+        else:
+            return None
+        self._others.remove(i)
+        return i
+
+    def finished(self, i, seconds=None):
+        """Job ``i`` ended, after ``seconds`` of wall time (None: it never ran)."""
+        kind = i in self._is_global
+        if kind:
+            self._running_globals -= 1
+            self._finished.setdefault(self._account(i), len(self._finished))
+        if seconds is not None:
+            self._spans[kind][0] += seconds
+            self._spans[kind][1] += 1
+
+
 class OrderedPool:
     """A ``concurrent.futures`` executor for c7n-org's ``run``: holds the submissions of
     ``run_account(account, region, ...)`` until ``expected`` have arrived, then hands them
-    to ``pool_class`` in ``job_order``."""
+    to ``pool_class``, one whenever one of its ``max_workers`` is free, in ``Schedule``'s
+    order."""
 
     def __init__(self, pool_class, max_workers, expected, global_region):
         self._pool = pool_class(max_workers=max_workers)
+        self._slots = max_workers
         self._expected = expected
         self._global_region = global_region
         self._held = []  # (fn, args, kw, future to c7n-org)
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._last = None      # when the last job arrived (time.monotonic())
         self._watcher = None   # one thread: releases what is held after a pause
+        self._items = []       # every released (fn, args, kw, outer), by Schedule index
+        self._schedule = None
+        self._running = 0
+        self._feeder = None    # one thread: starts a job whenever a worker is free
+        self._closing = False
 
     def submit(self, fn, *args, **kw):
         outer = Future()
         with self._lock:
+            if self._schedule is not None:  # not in the plan: scheduled at once
+                self._items.append((fn, args, kw, outer))
+                self._schedule.add(self._job(args))
+                self._lock.notify_all()
+                return outer
             self._held.append((fn, args, kw, outer))
             self._last = time.monotonic()
             if len(self._held) >= self._expected:
@@ -111,10 +210,14 @@ class OrderedPool:
                 self._watcher.start()
         return outer
 
+    @staticmethod
+    def _job(args):
+        return (args[0], args[1]) if len(args) >= 2 and isinstance(args[0], dict) else ({}, None)
+
     def _watch(self):
         while True:
             with self._lock:
-                if not self._held and self._expected == 0:
+                if self._schedule is not None:
                     return  # released
                 waited = time.monotonic() - self._last
                 if waited >= RELEASE_AFTER:
@@ -127,33 +230,67 @@ class OrderedPool:
             self._release_locked()
 
     def _release_locked(self):
+        if self._schedule is not None:
+            return
         held, self._held = self._held, []
-        self._expected = 0  # anything after this is not in the plan: it goes at once
-        if not held:
-            return
-        jobs = [(args[0], args[1]) if len(args) >= 2 and isinstance(args[0], dict)
-                else ({}, None) for _, args, _, _ in held]
-        for i in job_order(jobs, self._global_region):
-            fn, args, kw, outer = held[i]
-            self._forward(self._pool.submit(fn, *args, **kw), outer)
+        self._items = held
+        self._schedule = Schedule([self._job(args) for _, args, _, _ in held],
+                                  self._global_region, self._slots)
+        self._feeder = threading.Thread(target=self._feed, daemon=True,
+                                        name='custodian-ext-org-feed')
+        self._feeder.start()
 
-    @staticmethod
-    def _forward(inner, outer):
-        if not outer.set_running_or_notify_cancel():
-            inner.cancel()
-            return
+    def _feed(self):
+        while True:
+            with self._lock:
+                while not (self._schedule and self._running < self._slots):
+                    if self._closing and not self._schedule:
+                        return
+                    self._lock.wait()
+                i = self._schedule.next()
+                self._running += 1
+            fn, args, kw, outer = self._items[i]
+            self._items[i] = None
+            if not outer.set_running_or_notify_cancel():
+                self._done(i, None)
+                continue
+            began = time.monotonic()
+            try:
+                inner = self._pool.submit(fn, *args, **kw)
+            except Exception as e:  # a broken or shut pool: the job fails, never hangs
+                outer.set_exception(e)
+                self._done(i, None)
+                continue
+            inner.add_done_callback(
+                lambda f, i=i, outer=outer, began=began: self._forward(f, outer, i, began))
 
-        def done(f):
-            if f.cancelled():  # c7n-org's loop waits for every future: never leave one pending
+    def _forward(self, inner, outer, i, began):
+        try:
+            if inner.cancelled():  # c7n-org's loop waits for every future: never leave one pending
                 outer.set_exception(CancelledError())
-            elif f.exception() is not None:
-                outer.set_exception(f.exception())
+            elif inner.exception() is not None:
+                outer.set_exception(inner.exception())
             else:
-                outer.set_result(f.result())
-        inner.add_done_callback(done)
+                outer.set_result(inner.result())
+        finally:
+            self._done(i, time.monotonic() - began)
+
+    def _done(self, i, seconds):
+        with self._lock:
+            self._running -= 1
+            self._schedule.finished(i, seconds)
+            self._lock.notify_all()
+
+    def _drained(self):
+        return self._schedule is not None and not self._schedule and self._running == 0
 
     def shutdown(self, wait=True, **kw):
         self.release()
+        with self._lock:
+            while wait and not self._drained():
+                self._lock.wait()
+            self._closing = True
+            self._lock.notify_all()
         self._pool.shutdown(wait=wait, **kw)
 
     def __enter__(self):

@@ -145,3 +145,67 @@ def test_account_regions_used_when_the_command_line_names_none():
     patched = org_order.resolved_regions(lambda regions, account: list(regions))
     assert org_order.prepare([a], (), patched) == 2
     assert patched(a.get('regions', ()), a) == ['eu-west-1', 'us-east-1']
+
+
+def test_a_share_of_the_workers_keeps_on_with_the_global_regions():
+    """Global regions first while nothing else is ready; then the regions of the accounts
+    whose global region finished, account by account, while the global regions left keep
+    their share of the workers (their work left over all work left), never all of them."""
+    a, b, c, d = accounts(('a', None), ('b', None), ('c', None), ('d', None))
+    regions = ['us-east-1', 'eu-west-1', 'us-west-2', 'ap-south-1']
+    jobs = [(x, r) for x in (a, b, c, d) for r in regions]
+    schedule = org_order.Schedule(list(jobs), global_region, slots=2)
+
+    def name(i):
+        return jobs[i][0]['name'], jobs[i][1]
+    first, second = schedule.next(), schedule.next()
+    assert [name(first), name(second)] == [('a', 'us-east-1'), ('b', 'us-east-1')]
+    schedule.finished(first, 10.0)  # a's events are read: its regions are ready
+    # share: 2 global regions left of 14 jobs (same weight until each kind has a mean): 1
+    # worker, held by b's: a's region goes
+    third = schedule.next()
+    assert name(third) == ('a', 'eu-west-1')
+    schedule.finished(third, 1.0)  # means now 10 s and 1 s: ceil(2 * 20 / 31) = 2
+    assert name(schedule.next()) == ('c', 'us-east-1')
+    schedule.finished(second, 10.0)  # b's done; c's runs: share ceil(2 * 10 / 22) = 1
+    order = [name(schedule.next())]
+    assert order == [('a', 'us-west-2')]  # a's events were read first: a's regions first
+    while schedule:
+        order.append(name(schedule.next()))
+    # d's global region, the last, goes once its share passes the one running (c's):
+    # ceil(2 * 10 / (10 + 9)) = 2 after a's last region; then b's regions (b's events
+    # were read), and c's and d's (not finished here) in c7n-org's order
+    assert order == [('a', 'us-west-2'), ('a', 'ap-south-1'), ('d', 'us-east-1'),
+                     ('b', 'eu-west-1'), ('b', 'us-west-2'), ('b', 'ap-south-1'),
+                     ('c', 'eu-west-1'), ('c', 'us-west-2'), ('c', 'ap-south-1'),
+                     ('d', 'eu-west-1'), ('d', 'us-west-2'), ('d', 'ap-south-1')]
+    assert sorted(order + [name(first), name(second), name(third), ('c', 'us-east-1')]) == \
+        sorted(name(i) for i in range(len(jobs)))
+
+
+def test_workers_never_all_wait_on_global_regions_once_others_are_ready():
+    """Through the pool: with 2 workers and 4 accounts, the last two accounts' global
+    regions run beside the first accounts' other regions (their share of the work left
+    is under half); all global regions first had both workers wait on c's and d's after
+    a's and b's."""
+    a, b, c, d = accounts(('a', None), ('b', None), ('c', None), ('d', None))
+    jobs = [(x, r) for x in (a, b, c, d)
+            for r in ('us-east-1', 'eu-west-1', 'us-west-2', 'ap-south-1', 'eu-north-1')]
+    running, seen, lock = set(), [], threading.Lock()
+
+    def slow(account, region):
+        with lock:
+            running.add((account['name'], region))
+            seen.append(frozenset(running))
+        threading.Event().wait(0.1 if region == 'us-east-1' else 0.06)
+        with lock:
+            running.discard((account['name'], region))
+        return region
+
+    executor = org_order.ordered(ThreadPoolExecutor, len(jobs), global_region)
+    with executor(max_workers=2) as pool:
+        futures = [pool.submit(slow, x, r) for x, r in jobs]
+        assert [f.result(timeout=10) for f in futures] == [r for _, r in jobs]
+    assert max(len(s) for s in seen) <= 2  # never more than the workers at once
+    both_global = [s for s in seen if len(s) == 2 and all(r == 'us-east-1' for _, r in s)]
+    assert both_global == [frozenset({('a', 'us-east-1'), ('b', 'us-east-1')})]
