@@ -145,6 +145,11 @@ TABLE = (
           "policies run on threads: a policy's custodian-run.log takes its own thread's "
           "lines, not those of the policies running beside it",
           signature='(self)', always=False),
+    Patch('c7n.utils:format_string_values', policy.brace_free_strings_kept, CLI,
+          "every policy's variables are expanded in every account-region: strings without "
+          "a brace format to themselves and are kept, not formatted",
+          signature="(obj, err_fallback=(<class 'IndexError'>, <class 'KeyError'>), "
+                    "formatter=None, *args, **kwargs)", always=False),
     Patch('c7n_org.cli:load_available', perf.load_available_once, ('c7n-org',),
           "c7n-org reloads every resource module in each account-region; once is enough",
           signature='(resources=True)', always=False),

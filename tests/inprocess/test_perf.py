@@ -283,3 +283,39 @@ def test_a_call_carried_to_a_helper_thread_is_its_policys(monkeypatch):
     assert 'c7n/policy#first-policy' in seen['carried']
     assert 'c7n/policy#second-policy' in seen['plain']  # what carried prevents
     assert stats == {'first-policy': ['DescribeVpcs'], 'second-policy': ['DescribeVpcs']}
+
+
+def test_variables_expand_as_c7n_expands_them():
+    """The performance layer's format_string_values gives c7n's own result for every pack
+    policy and the samples of its settings, and for the edge cases c7n's recursion meets."""
+    import glob
+    import yaml
+    from c7n.varfmt import VarFormat
+    from custodian_ext import patches
+    from custodian_ext.patches import table
+    from custodian_ext.settings import samples
+    row, = [p for p in table.TABLE if p.target == 'c7n.utils:format_string_values']
+    stock = patches.original('c7n.utils:format_string_values')
+    fast = row.wrapper(stock)
+    variables = dict(samples(), account_id='123456789012', region='eu-west-1',
+                     account='prod', now='2026-12-02T00:00:00+00:00')
+    policies = [p for f in sorted(glob.glob('policies/**/*.yml', recursive=True))
+                for p in (yaml.safe_load(open(f)) or {}).get('policies', [])]
+    assert len(policies) > 100
+    for p in policies:
+        assert fast(p, formatter=VarFormat().format, **variables) == \
+            stock(p, formatter=VarFormat().format, **variables), p['name']
+    odd = {'a': ['{region}', '{missing}', 'plain', 3, None, {'b': '{{literal}}'}],
+           'c': '{account_id}', 'd': ('tuple', '{region}')}
+    assert fast(odd, region='x', account_id=1) == stock(odd, region='x', account_id=1)
+    assert fast(odd, formatter=VarFormat().format, region='x', account_id=1) == \
+        stock(odd, formatter=VarFormat().format, region='x', account_id=1)
+    for broken in ('a } b', '{0', '{region!z}'):
+        with pytest.raises(ValueError):
+            stock({'k': broken}, region='x')
+        with pytest.raises(ValueError):
+            fast({'k': broken}, region='x')
+    plain = {'a': ['plain', {'b': 'x'}]}
+    copy = fast(plain)  # new containers, as c7n makes: the policy's own data is not shared
+    assert copy == plain and copy is not plain and copy['a'] is not plain['a'] and \
+        copy['a'][1] is not plain['a'][1]
