@@ -34,14 +34,15 @@ def record_skip(policy, reason='execution conditions'):
         # not fsync'd: written only for a policy that was skipped, the file says so by
         # being there (a crash may leave it empty or absent: skipped, or missing, which
         # the report shows as an error; never clean); two fsyncs per skipped policy were
-        # a sixth of a c7n-org worker's time (most policies skip outside us-east-1)
+        # a sixth of a c7n-org worker's time (most policies skip outside us-east-1); no
+        # indent: Python's C encoder takes none, and a skip's metadata is read, not edited
         write_atomic(output, SKIP_FILE, json.dumps(note), durable=False)
         write_atomic(output, 'metadata.json', json.dumps({
             'policy': policy.data,
             'config': {'region': policy.options.region,
                        'account_id': policy.options.account_id},
             'execution': {'start': time.time(), 'skipped': True},
-            'metrics': []}, indent=2, default=str), durable=False)
+            'metrics': []}, default=str), durable=False)
     finally:
         output.__exit__()
 
