@@ -29,6 +29,7 @@ starts them as workers free. Should a job arrive that was not expected, or the
 loop pause for longer than ``RELEASE_AFTER``, what is held is scheduled as it
 stands: the order can be lost, never a job.
 """
+import collections
 import math
 import threading
 import time
@@ -96,33 +97,38 @@ class Schedule:
     ``jobs``: [(account, region)] in c7n-org's order (``({}, None)`` for a job that
     is not ``run_account``'s). Global regions start first while no other region is
     ready; a region is ready once its account's global region has finished (or the
-    run has none for it). Of ``slots`` workers, the global regions keep
-    ``ceil(slots * global work left / all work left)``, each job's work its kind's
+    run has none for it), and the accounts whose global region finished first go
+    first (their cached reads are the oldest). Of ``slots`` workers, the global regions
+    keep ``ceil(slots * global work left / all work left)``, each job's work its kind's
     mean wall time so far (the same for both kinds until one of each has finished).
-    With no global region left, or none ready, the rest go in ``job_order``.
+    With no global region left and none ready, the rest go in ``job_order``. Each pick
+    is constant time but for skipping accounts with nothing left (thousands of jobs).
     """
 
     def __init__(self, jobs, global_region, slots):
         self._slots = max(1, slots)
-        self._jobs = jobs
-        order = job_order(jobs, global_region)
-        self._globals = [i for i in order if jobs[i][1] is not None and
-                         jobs[i][1] == global_region(jobs[i][0])]
-        is_global = set(self._globals)
-        self._is_global = is_global
-        self._has_global = {self._account(i) for i in self._globals}
-        self._others = [i for i in order if i not in is_global]
-        self._finished = {}  # account -> rank: its global region finished, in that order
+        self._jobs = list(jobs)
+        order = job_order(self._jobs, global_region)
+        globals_ = [i for i in order if self._jobs[i][1] is not None and
+                    self._jobs[i][1] == global_region(self._jobs[i][0])]
+        self._is_global = set(globals_)
+        self._globals = collections.deque(globals_)
+        with_global = {self._account(i) for i in globals_}
+        self._others = {}  # account -> deque of its other jobs, in job_order
+        for i in order:
+            if i not in self._is_global:
+                self._others.setdefault(self._account(i), collections.deque()).append(i)
+        self._waiting = collections.deque(self._others)  # accounts, in job_order
+        # accounts whose regions are ready, in the order they became so
+        self._ready = collections.deque(a for a in self._others if a not in with_global)
+        self._late = collections.deque()  # jobs not in the plan: first among the others
+        self._left = sum(len(q) for q in self._others.values())
         self._running_globals = 0
         self._spans = {True: [0.0, 0], False: [0.0, 0]}  # kind -> [seconds, jobs]
 
     def _account(self, i):
         account = self._jobs[i][0]
         return account.get('name'), account.get('account_id')
-
-    def _ready(self, i):
-        account = self._account(i)
-        return account not in self._has_global or account in self._finished
 
     def _mean(self, kind):
         seconds, n = self._spans[kind]
@@ -132,40 +138,48 @@ class Schedule:
         g, o = self._mean(True), self._mean(False)
         if g is None or o is None:
             g = o = 1.0
-        left_g, left_o = len(self._globals) * g, len(self._others) * o
+        left_g, left_o = len(self._globals) * g, (self._left + len(self._late)) * o
         return math.ceil(self._slots * left_g / ((left_g + left_o) or 1.0))
 
     def add(self, job):
         """A job that arrived late (not in the plan): it goes first among the others."""
         self._jobs.append(job)
-        self._others.insert(0, len(self._jobs) - 1)
+        self._late.append(len(self._jobs) - 1)
 
     def __bool__(self):
-        return bool(self._globals or self._others)
+        return bool(self._globals or self._left or self._late)
+
+    @staticmethod
+    def _front(accounts, others):
+        """The first of ``accounts`` with a job left (those with none are dropped)."""
+        while accounts and not others[accounts[0]]:
+            accounts.popleft()
+        return accounts[0] if accounts else None
 
     def next(self):
         """The index of the job to start now, or None if none is left."""
-        ready = [i for i in self._others if self._ready(i)]
+        if self._late:
+            ready = True
+        else:
+            ready = self._front(self._ready, self._others) is not None
         if self._globals and (not ready or self._running_globals < self._global_share()):
             self._running_globals += 1
-            return self._globals.pop(0)
-        if ready:
-            # the account whose events were read first goes first (its cached reads are the
-            # oldest); min keeps job_order among equals
-            i = min(ready, key=lambda i: self._finished.get(self._account(i), -1))
-        elif self._others:
-            i = self._others[0]
-        else:
+            return self._globals.popleft()
+        if self._late:
+            return self._late.popleft()
+        account = self._ready[0] if ready else self._front(self._waiting, self._others)
+        if account is None:
             return None
-        self._others.remove(i)
-        return i
+        self._left -= 1
+        return self._others[account].popleft()
 
     def finished(self, i, seconds=None):
         """Job ``i`` ended, after ``seconds`` of wall time (None: it never ran)."""
         kind = i in self._is_global
         if kind:
             self._running_globals -= 1
-            self._finished.setdefault(self._account(i), len(self._finished))
+            if self._account(i) in self._others:
+                self._ready.append(self._account(i))
         if seconds is not None:
             self._spans[kind][0] += seconds
             self._spans[kind][1] += 1
