@@ -30,10 +30,13 @@ loop pause for longer than ``RELEASE_AFTER``, what is held is scheduled as it
 stands: the order can be lost, never a job.
 """
 import collections
+import logging
 import math
 import threading
 import time
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+
+log = logging.getLogger('custodian.ext')
 
 # Seconds without a new submission after which held jobs go anyway (see the module's
 # docstring): c7n-org's loop makes no API call once its regions are resolved.
@@ -185,6 +188,27 @@ class Schedule:
             self._spans[kind][1] += 1
 
 
+class InOrder:
+    """``Schedule``'s stand-in should it fail: the jobs left, in the order they arrived."""
+
+    def __init__(self, left, count):
+        self._left = collections.deque(left)
+        self._count = count
+
+    def __bool__(self):
+        return bool(self._left)
+
+    def next(self):
+        return self._left.popleft() if self._left else None
+
+    def add(self, job):
+        self._left.append(self._count)
+        self._count += 1
+
+    def finished(self, i, seconds=None):
+        pass
+
+
 class OrderedPool:
     """A ``concurrent.futures`` executor for c7n-org's ``run``: holds the submissions of
     ``run_account(account, region, ...)`` until ``expected`` have arrived, then hands them
@@ -261,10 +285,14 @@ class OrderedPool:
                     if self._closing and not self._schedule:
                         return
                     self._lock.wait()
-                i = self._schedule.next()
+                try:
+                    i = self._schedule.next()
+                except Exception as e:  # a fault in the order must not strand c7n-org's jobs
+                    self._in_order_locked(e)
+                    i = self._schedule.next()
                 self._running += 1
-            fn, args, kw, outer = self._items[i]
-            self._items[i] = None
+                item, self._items[i] = self._items[i], None  # started: never again
+            fn, args, kw, outer = item
             if not outer.set_running_or_notify_cancel():
                 self._done(i, None)
                 continue
@@ -292,8 +320,18 @@ class OrderedPool:
     def _done(self, i, seconds):
         with self._lock:
             self._running -= 1
-            self._schedule.finished(i, seconds)
+            try:
+                self._schedule.finished(i, seconds)
+            except Exception as e:
+                self._in_order_locked(e)
             self._lock.notify_all()
+
+    def _in_order_locked(self, error):
+        """The jobs not started yet, in the order they arrived (``InOrder``)."""
+        log.warning("c7n-org's jobs left start in the order they arrived: the pack's order "
+                    "failed (%s: %s)", type(error).__name__, error)
+        self._schedule = InOrder([i for i, item in enumerate(self._items) if item is not None],
+                                 len(self._items))
 
     def _drained(self):
         return self._schedule is not None and not self._schedule and self._running == 0

@@ -209,3 +209,29 @@ def test_workers_never_all_wait_on_global_regions_once_others_are_ready():
     assert max(len(s) for s in seen) <= 2  # never more than the workers at once
     both_global = [s for s in seen if len(s) == 2 and all(r == 'us-east-1' for _, r in s)]
     assert both_global == [frozenset({('a', 'us-east-1'), ('b', 'us-east-1')})]
+
+
+def test_a_fault_in_the_order_leaves_the_jobs_in_theirs(monkeypatch):
+    """Should the schedule fail (a bug), the jobs left still run, each once, in the order
+    they arrived: c7n-org's loop waits for every future, so one never started would hang
+    the sweep."""
+    a, b = accounts(('a', None), ('b', None))
+    jobs = [(x, r) for x in (a, b) for r in ('us-west-2', 'us-east-1', 'eu-west-1')]
+    calls = {'n': 0}
+    real = org_order.Schedule.next
+
+    def failing(self):
+        calls['n'] += 1
+        if calls['n'] == 2:
+            raise RuntimeError('a bug')
+        return real(self)
+    monkeypatch.setattr(org_order.Schedule, 'next', failing)
+    log = []
+    executor = org_order.ordered(one_thread, len(jobs), global_region)
+    with executor(max_workers=1) as pool:
+        futures = submit_all(pool, jobs, log)
+        results = {futures[f]: f.result(timeout=10) for f in as_completed(futures, timeout=10)}
+    assert results == {k: {'ran': k} for k in futures.values()}
+    # a's global region first (the schedule's one pick), then the rest as they arrived
+    assert log == [('a', 'us-east-1'), ('a', 'us-west-2'), ('a', 'eu-west-1'),
+                   ('b', 'us-west-2'), ('b', 'us-east-1'), ('b', 'eu-west-1')]
