@@ -243,6 +243,22 @@ def carried(fn):
     return call
 
 
+def carrying_executor(original):
+    """c7n's thread pools (``executor_factory`` of resource managers, filters and actions):
+    each task carries the submitting thread's policy (``carried``).
+
+    c7n reads a resource's details on a pool's threads (S3 buckets' subdocuments, EBS
+    snapshots' attributes...). On a shared client those threads sent the user agent of
+    whichever policy had synced it last, so the calls named another policy in CloudTrail's
+    ``userAgent`` (``c7n/policy#<name>``) and counted in its api-stats.
+    """
+    class CarryingExecutor(original):
+        def submit(self, fn, /, *args, **kw):  # Executor.map submits through here too
+            return super().submit(carried(fn), *args, **kw)
+    CarryingExecutor.__name__ = CarryingExecutor.__qualname__ = 'Carrying' + original.__name__
+    return CarryingExecutor
+
+
 def _per_thread_field(name):
     # a thread that set the field (its policy's sync) reads its own value; others (c7n's
     # own worker threads, which run no policy) the value set last, as before sharing

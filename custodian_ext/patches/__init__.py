@@ -120,8 +120,10 @@ def install(program):
                     else getattr(owner, name)
                 replacement = patch.wrapper(orig)
                 # The original's name, module and qualified name: c7n-org pickles
-                # run_account by name to send it to its worker processes.
-                functools.update_wrapper(replacement, orig)
+                # run_account by name to send it to its worker processes. (A class, such
+                # as an executor_factory's subclass, keeps its own.)
+                if not isinstance(replacement, type):
+                    functools.update_wrapper(replacement, orig)
                 replacement._custodian_ext = patch.target
                 setattr(owner, name, replacement)
             _applied.append((patch, owner, name, orig))

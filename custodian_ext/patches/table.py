@@ -124,6 +124,15 @@ TABLE = (
           "a policy that acts reads live and empties the cache when it ends; on PullMode.run "
           "so that Policy.__call__, Policy.run (c7n-org) and every other entry point obey it",
           signature='(self, *args, **kw)', always=False),
+    Patch('c7n.manager:ResourceManager.executor_factory', perf.carrying_executor, CLI,
+          "c7n reads resource details on its own threads; on a shared client they sent the "
+          "user agent (and api-stats) of the policy that used it last, not their own",
+          signature="(max_workers=None, thread_name_prefix='', initializer=None, "
+                    "initargs=())", always=False),
+    Patch('c7n.element:Element.executor_factory', perf.carrying_executor, CLI,
+          "filters' and actions' thread pools: the same, for the calls they make",
+          signature="(max_workers=None, thread_name_prefix='', initializer=None, "
+                    "initargs=())", always=False),
     Patch('c7n.resources.aws:AWS.initialize_policies', concurrency.region_major_plan, CLI,
           "custodian run ordered region by region, so a region's policies share one cache; "
           "policies that only read planned to run at once (CUSTODIAN_EXT_THREADS)",

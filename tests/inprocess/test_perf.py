@@ -117,6 +117,47 @@ def test_an_account_regions_policy_threads_share_its_clients_each_with_its_own_p
     assert factory().client('iam') is not first
 
 
+@pytest.mark.program('c7n-org')
+def test_c7n_pool_threads_call_as_the_policy_that_submitted_the_work(aws):
+    """c7n reads resource details on its own thread pools (``executor_factory``: S3 bucket
+    subdocuments, snapshot attributes). Their calls on a shared client carry the user agent
+    and count in the api-stats of the policy that submitted them, not of whichever policy
+    synced the client last."""
+    from c7n.credentials import SessionFactory
+    from c7n.element import Element
+    from c7n.manager import ResourceManager
+
+    role = f'arn:aws:iam::{aws.id}:role/Audit'
+    seen, stats = {}, {'first-policy': 0, 'second-policy': 0}
+    synced = threading.Barrier(2)
+
+    def policy(name, pool_factory):
+        factory = SessionFactory('us-east-1', assume_role=role)
+        factory.policy_name = name
+        factory.set_subscribers([lambda s: s.events.register(
+            'after-call.*.*', lambda **kw: stats.__setitem__(name, stats[name] + 1),
+            unique_id='c7n-api-stats')])
+        client = factory().client('iam')
+        synced.wait(timeout=30)  # both synced: "the last" is one of them, not this one's own
+
+        def detail(_):
+            client.list_users()
+            return client._user_agent_creator.to_string()
+        with pool_factory(max_workers=2) as pool:
+            seen[name] = list(pool.map(detail, range(2))) + \
+                [pool.submit(detail, None).result()]
+
+    threads = [threading.Thread(target=policy, args=(n, f)) for n, f in
+               zip(stats, (ResourceManager.executor_factory, Element.executor_factory))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    for name, agents in seen.items():
+        assert len(agents) == 3 and all(f'c7n/policy#{name}' in ua for ua in agents), agents
+    assert stats == {'first-policy': 3, 'second-policy': 3}
+
+
 def test_whether_a_handler_takes_kwargs_is_its_functions_answer():
     """botocore refuses a handler without **kwargs; the answer for a bound method or a
     partial is its function's, remembered; other callables are asked each time."""
