@@ -246,12 +246,15 @@ def enabled_regions(account):
     return [r['RegionName'] for r in ec2.describe_regions()['Regions']]
 
 
-def env_for(base, perf, home, workers, threads=None):
+def env_for(base, perf, home, workers, threads=None, processes=None):
     env = dict(base)
     env.update({'CUSTODIAN_EXT_PERF': perf, 'HOME': home})
     env.pop('CUSTODIAN_EXT_THREADS', None)
     if threads:
         env['CUSTODIAN_EXT_THREADS'] = str(threads)
+    env.pop('CUSTODIAN_EXT_PROCESSES', None)
+    if processes:
+        env['CUSTODIAN_EXT_PROCESSES'] = str(processes)
     env.pop('C7N_ORG_PARALLEL', None)
     if workers:
         env['C7N_ORG_PARALLEL'] = str(workers)
@@ -282,7 +285,8 @@ def run_all(emu, args, work, accounts_path, bundle, single, regions, n_regions):
                    '--vars-file', vars_path, os.path.join(REPO, 'policies', 'detect')
                    ] + region_args(regions)
             say(f"({key}) {title}: custodian run, 1 account x {n_regions} regions")
-            m = measure(cmd, env_for(account.env, perf, home, None, args.threads), emu,
+            m = measure(cmd, env_for(account.env, perf, home, None, args.threads,
+                                     args.processes), emu,
                         os.path.join(work, f'custodian-{key}{suffix}.log'), assumed=False)
             m.update(kind='single', path=key, workers=None, outcomes=sweep.outcomes(out))
             say(f"({key}) exit {m['exit']}, {m['wall']:.1f}s wall, floor {m['floor']:.1f}s, "
@@ -405,6 +409,9 @@ def main(argv=None):
                         help="times the pack's custodian run sweep is measured (default 3)")
     parser.add_argument('--threads', type=int, default=None,
                         help='CUSTODIAN_EXT_THREADS for the runs (default: unset, the default)')
+    parser.add_argument('--processes', type=int, default=None,
+                        help='CUSTODIAN_EXT_PROCESSES for custodian run (default: unset, the '
+                             'default)')
     parser.add_argument('--scale', type=float, default=1.0, help='multiply every latency')
     parser.add_argument('--seed', type=int, default=1)
     parser.add_argument('--out', default=os.path.join(REPO, 'bench-output', 'walltime'))

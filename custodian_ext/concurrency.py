@@ -35,9 +35,10 @@ off with the rest of the layer.
 import logging
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 import custodian_ext.lifetime as lifetime
+import custodian_ext.region_processes as region_processes
 import custodian_ext.runcache as runcache
 from custodian_ext.errors import PackError
 from custodian_ext.report.model import REPORTING_ACTIONS
@@ -171,23 +172,42 @@ class Scheduler:
         self.left = {}  # scope -> policies not yet finished
 
     def start(self, call):
+        # other processes take a share of the regions first: a fork copies one thread
+        mine, self.futures = region_processes.fork(
+            self.policies, lambda share: self._as_completed(call, share))
         runcache.set_concurrent(True)
         conducting(True)
-        for p in self.policies:
+        self._launch(call, mine)
+
+    def _launch(self, call, policies):
+        for p in policies:
             scope = runcache.scope_of(p.options)
             self.left[scope] = self.left.get(scope, 0) + 1
-        self.futures = {}
         # The paced policies region by region (highest rank first): every one of them starts
         # at once, so that their reviews of the global-events region begin together; one
         # policy in every region first would hold all threads waiting for its own review.
         # The quick ones with regions interleaved, spreading each region's rate limits.
-        paced_group, others = split_paced(self.policies)
+        paced_group, others = split_paced(policies)
         for group in [g for g in (paced_group, interleaved(others)) if g]:
             pool = ThreadPoolExecutor(max_workers=min(self.n, len(group)),
                                       thread_name_prefix='custodian-ext-policy')
             self.pools.append(pool)
             for p in group:
                 self.futures[id(p)] = pool.submit(self._run, call, p)
+
+    def _as_completed(self, call, policies):
+        """(policy, its exception or None) for each of ``policies`` as it ends: the share of
+        a forked process (custodian_ext.region_processes)."""
+        runcache.set_concurrent(True)
+        conducting(True)
+        self.futures = {}
+        self._launch(call, policies)
+        policy_of = {self.futures[id(p)]: p for p in policies}
+        try:
+            for future in as_completed(policy_of):
+                yield policy_of[future], future.exception()
+        finally:
+            self.finish(cancel=True)
 
     def _run(self, call, policy):
         runner(policy.name)
@@ -208,6 +228,9 @@ class Scheduler:
         future = self.futures.pop(id(policy))
         try:
             return future.result()
+        except region_processes.RegionProcessLost as e:
+            region_processes.record_lost(policy, e)
+            raise
         except BaseException as e:
             if not isinstance(e, Exception):  # KeyboardInterrupt: start nothing more
                 self.finish(cancel=True)
@@ -217,6 +240,8 @@ class Scheduler:
                 self.finish()
 
     def finish(self, cancel=False):
+        if cancel:
+            region_processes.end_others()
         if self.pools:
             pools, self.pools = self.pools, []
             for pool in pools:
@@ -233,6 +258,7 @@ def plan(policies):
     if not runcache.in_use():
         return None  # stock policies only: c7n's loop, as stock
     n = threads()
+    region_processes.processes()  # a bad CUSTODIAN_EXT_PROCESSES: one line, before any call
     policies = list(policies)
     if n < 2 or len(policies) < 2:
         return None

@@ -638,6 +638,18 @@ def warm(policies_config):
             pass
 
 
+def forget_connections():
+    """A forked process forgets the clients, sessions and assumed roles it inherited
+    without closing them (their connections are its parent's too): it makes its own."""
+    with _lock:
+        del _open_clients[:]
+        _http_sessions.clear()
+        _base_sessions.clear()
+        _assumed.clear()
+        _role_clients.clear()
+        _sessions.clear()
+
+
 def close_clients():
     """Close the HTTP connections of the clients cached so far (end of an account-region)."""
     with _lock:

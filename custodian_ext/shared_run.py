@@ -1,8 +1,10 @@
-"""What the worker processes of one c7n-org run share: a private folder and file locks.
+"""What the processes of one run share: a private folder and file locks.
 
 c7n-org runs each account-region in one of ``C7N_ORG_PARALLEL`` worker processes,
-so the regions of one account run in different processes at once. Two things
-must then hold across processes, not only across threads:
+and ``custodian run`` shares its regions between processes
+(``custodian_ext.region_processes``), so the regions of one account run in
+different processes at once. Two things must then hold across processes, not only
+across threads:
 
 - AWS's rate limits count per account and region, whoever sends: every
   region's activity review and global event-history checks read the account's
@@ -11,10 +13,11 @@ must then hold across processes, not only across threads:
 - The same CloudTrail lookup wanted by several processes is made once: the
   first takes its lock and reads it, the others wait and read its answer.
 
-``start()`` (c7n-org's parent, before the workers exist) makes a private folder
-(mode 0700) and names it in ``CUSTODIAN_EXT_SHARED_RUN``; forked or spawned
-workers inherit the variable. The parent removes the folder at exit. Without the
-variable (``custodian run``: one process), nothing here is used.
+``start()`` (c7n-org's parent, or the first ``custodian run`` process, before the
+others exist) makes a private folder (mode 0700) and names it in
+``CUSTODIAN_EXT_SHARED_RUN``; forked or spawned processes inherit the variable. The
+parent removes the folder at exit. Without the variable (a ``custodian run`` in one
+process), nothing here is used.
 Locks are ``fcntl.flock`` (Linux, macOS); elsewhere nothing is shared.
 """
 import atexit
