@@ -16,6 +16,11 @@ pack's patches) marks a policy its conditions skipped on purpose, and
 say what). The pack's actions write ``action-results-<action>.json`` next to
 them.
 
+A policy folder holding ``custodian-run.log`` but no ``metadata.json`` is a run that
+started and never finished (c7n writes the log as the policy starts and the metadata as
+it ends: the process was killed, ran out of memory, or the machine stopped): an errored
+run, named after its folder, never left out.
+
 c7n-org runs every policy in every account and region it sweeps, so in that
 layout a policy that has a folder in some account and region but none in
 another swept one did not run there (it failed before Custodian wrote any
@@ -270,17 +275,35 @@ def missing_runs(runs):
     return out
 
 
+RUN_LOG = 'custodian-run.log'
+
+
+def unfinished_run(path, root, label=None):
+    """A policy folder with ``custodian-run.log`` and no ``metadata.json``: it started and
+    never finished. Its policy, region and account come from the folder's place."""
+    rel = os.path.relpath(path, root).split(os.sep)
+    last = _last_error(os.path.join(path, RUN_LOG))
+    return PolicyRun(
+        policy=rel[-1], account=rel[-3] if len(rel) >= 3 else 'unknown', account_id='',
+        region=rel[-2] if len(rel) >= 2 else '', status='errored', path=label or path,
+        error='policy did not finish: custodian-run.log but no metadata.json (its process '
+              'ended while it ran)' + (f'; last error: {last}' if last else ''))
+
+
+
 def _load_tree(root, label_root=None):
     """Every run under a local folder; ``label_root`` replaces ``root`` in paths."""
     runs = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
-        if 'metadata.json' in filenames:
+        finished = 'metadata.json' in filenames
+        if finished or (RUN_LOG in filenames and dirpath != root):
             label = None
             if label_root:
                 rel = os.path.relpath(dirpath, root)
                 label = label_root.rstrip('/') + '/' + rel.replace(os.sep, '/')
-            run = read_run(dirpath, root, label)
+            run = read_run(dirpath, root, label) if finished else \
+                unfinished_run(dirpath, root, label)
             depth = len(os.path.relpath(dirpath, root).split(os.sep))
             run.layout = 'org' if depth == 3 else 'run'
             run.source = label_root or root

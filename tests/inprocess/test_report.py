@@ -312,6 +312,29 @@ def test_custodian_run_layouts(tmp_path):
     assert doc['summary']['findings'] == 5 and doc['summary']['runs']['missing'] == 0
 
 
+@pytest.mark.parametrize('layout', ['custodian run', 'c7n-org'])
+def test_a_policy_that_started_and_never_finished_is_an_error(tmp_path, layout):
+    """A sweep killed mid-run (out of memory, a stopped machine): c7n had written the
+    policy's custodian-run.log as it started, never its metadata.json. The run is errored,
+    named after its folder, where a report that skipped it would have read as complete."""
+    src = copy_fixture(tmp_path, drop=[LIGHTSAIL])
+    out = os.path.join(src, 'prod') if layout == 'custodian run' else src
+    assert report([out])[0] == 0  # every run finished, no gate: exit 0
+    folder = os.path.join(src, 'prod', 'eu-north-1', 'x1-quarantined-user-active-keys')
+    for name in os.listdir(folder):
+        os.remove(os.path.join(folder, name))
+    with open(os.path.join(folder, 'custodian-run.log'), 'w') as fh:
+        fh.write('2026-11-28 14:59:01,001 - custodian.policy - INFO - running\n')
+    runs = [r for r in load_runs([out]) if r.policy == 'x1-quarantined-user-active-keys'
+            and r.region == 'eu-north-1' and r.account in ('prod', 'unknown')]
+    assert [(r.status, r.account) for r in runs] == [
+        ('errored', 'unknown' if layout == 'custodian run' else 'prod')]
+    assert runs[0].error.startswith('policy did not finish: custodian-run.log but no '
+                                    'metadata.json')
+    code, text, _ = report([out])
+    assert code == 2 and 'x1-quarantined-user-active-keys' in text and 'Result: ERROR' in text
+
+
 def test_a_detect_policy_that_notifies_still_reports_findings(tmp_path):
     """Only policies that change resources are respond runs; notify does not count."""
     src = copy_fixture(tmp_path, drop=[LIGHTSAIL])
