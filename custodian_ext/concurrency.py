@@ -11,7 +11,8 @@ switches this off):
 - ``custodian run``: every policy of every region is started at once, regions
   interleaved, and c7n's loop is handed each policy's outcome (its resources, or
   its exception) in its own order, so its error handling and exit status are
-  c7n's. The run cache holds each region until its last policy ends.
+  c7n's. The run cache holds each region until its last policy ends. The regions
+  may first be shared out between processes (``custodian_ext.region_processes``).
 - ``c7n-org``: each worker runs the policies of its account-region on the
   threads, one c7n-org ``run_account`` per policy (same output, same log lines),
   sharing one set of account tags in the environment, one assumed role and its clients.
@@ -258,7 +259,7 @@ def plan(policies):
     if not runcache.in_use():
         return None  # stock policies only: c7n's loop, as stock
     n = threads()
-    region_processes.processes()  # a bad CUSTODIAN_EXT_PROCESSES: one line, before any call
+    region_processes.processes()  # a bad CUSTODIAN_EXT_PROCESSES: one line, before any policy
     policies = list(policies)
     if n < 2 or len(policies) < 2:
         return None

@@ -151,3 +151,18 @@ def test_a_killed_process_leaves_no_policy_unaccounted_for(world, one):
     assert {region for _, region in lost} <= set(REGIONS) - {'us-east-1'}
     assert all(v['status'] != 'errored' for (_, region), v in killed['checks'].items()
                if region == 'us-east-1')
+
+
+def test_a_bad_setting_stops_the_run_with_one_line(world):
+    out = world['tmp'] / 'bad-setting'
+    proc = subprocess.run(command(world, out), env=environment(world, 'two'), cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    said = ("custodian: error: CUSTODIAN_EXT_PROCESSES='two': give the number of processes a "
+            "custodian run shares its regions between, 1 (one process) to 64")
+    # the one error, last; before it only c7n's own warnings as it loads the policies
+    assert lines[-1] == said, proc.stderr[-2000:]
+    assert all(':WARNING ' in ln for ln in lines[:-1]), lines
+    assert 'Traceback' not in proc.stderr
+    assert not os.path.exists(out) or not any(os.scandir(out))  # no policy ran
