@@ -41,7 +41,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 import custodian_ext.lifetime as lifetime
 import custodian_ext.region_processes as region_processes
 import custodian_ext.runcache as runcache
-from custodian_ext.errors import PackError
+from custodian_ext.errors import count_setting
 from custodian_ext.report.model import REPORTING_ACTIONS
 
 THREADS_ENV = 'CUSTODIAN_EXT_THREADS'
@@ -58,17 +58,10 @@ _plan = {'scheduler': None}
 
 def threads(program='custodian', environ=None):
     """Threads per process that run policies (CUSTODIAN_EXT_THREADS)."""
-    value = (os.environ if environ is None else environ).get(THREADS_ENV, '').strip()
-    if not value:
-        return DEFAULT_THREADS[program]
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if not 1 <= n <= MAX_THREADS:
-        raise PackError(f"{THREADS_ENV}={value!r}: give the number of policies to run at once "
-                        f"per process, 1 (one after another) to {MAX_THREADS}")
-    return n
+    return count_setting(os.environ if environ is None else environ, THREADS_ENV,
+                         DEFAULT_THREADS[program], MAX_THREADS,
+                         'the number of policies to run at once per process, 1 (one after '
+                         'another)')
 
 
 def acts(policy_data, dryrun):

@@ -68,9 +68,14 @@ def quick_exit(code):
     """End the process now with ``code`` (as ``sys.exit`` would), after the exit callbacks."""
     status = _exit_status(code)
     atexit._run_exitfuncs()
+    flush_std_streams()
+    os._exit(status)
+
+
+def flush_std_streams():
+    """Flush stdout and stderr before ``os._exit`` (which does not), whatever they are."""
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (AttributeError, OSError, ValueError):
             pass
-    os._exit(status)

@@ -42,8 +42,9 @@ import traceback
 from concurrent.futures import Future
 
 import custodian_ext.lifetime as lifetime
+import custodian_ext.perf as perf
 import custodian_ext.shared_run as shared_run
-from custodian_ext.errors import PackError
+from custodian_ext.errors import count_setting
 
 log = logging.getLogger('custodian.ext.processes')
 
@@ -67,17 +68,10 @@ class RegionProcessLost(RegionProcessError):
 
 def processes(environ=None):
     """Processes one ``custodian run`` may use (CUSTODIAN_EXT_PROCESSES)."""
-    value = (os.environ if environ is None else environ).get(ENV, '').strip()
-    if not value:
-        return max(1, min(cores(), DEFAULT_MAX))
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if not 1 <= n <= MAX:
-        raise PackError(f"{ENV}={value!r}: give the number of processes a custodian run "
-                        f"shares its regions between, 1 (one process) to {MAX}")
-    return n
+    return count_setting(os.environ if environ is None else environ, ENV,
+                         max(1, min(cores(), DEFAULT_MAX)), MAX,
+                         'the number of processes a custodian run shares its regions '
+                         'between, 1 (one process)')
 
 
 def cores():
@@ -129,8 +123,7 @@ def fork(policies, run_share, region_of=lambda p: p.options.region):
     for group in groups[1:]:
         share = [p for p in policies if region_of(p) in group]
         read_end, write_end = os.pipe()
-        for stream in (sys.stdout, sys.stderr):
-            stream.flush()  # or the child writes the parent's buffered lines again
+        lifetime.flush_std_streams()  # or the child writes the parent's buffered lines again
         started = time.time()
         pid = os.fork()
         if pid == 0:
@@ -192,20 +185,15 @@ def _child(share, run_share, index, fd):
     except BaseException:  # reported by the first process for every policy left
         traceback.print_exc()
         status = 1
-    finally:
+    finally:  # not the exit callbacks: they would wait for policy threads still running
         logging.shutdown()
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (AttributeError, OSError, ValueError):
-                pass
+        lifetime.flush_std_streams()
         os._exit(status)
 
 
 def forget_inherited():
     """A forked process drops what it shares with its parent: the open connections (one
     socket read by two processes would mix their answers), and the run's process list."""
-    import custodian_ext.perf as perf
     perf.forget_connections()
     del _workers[:]
 

@@ -81,30 +81,22 @@ def test_an_account_regions_policy_threads_share_its_clients_each_with_its_own_p
     from custodian_ext import perf
 
     role = f'arn:aws:iam::{aws.id}:role/Audit'
-    seen, stats = {}, {'first-policy': 0, 'second-policy': 0}
+    seen, stats = {}, {'first-policy': [], 'second-policy': []}
     ready = threading.Barrier(2)
 
     def policy(name):
-        factory = SessionFactory('us-east-1', assume_role=role)
-        factory.policy_name = name
-        factory.set_subscribers([lambda s: s.events.register(
-            'after-call.*.*', lambda **kw: stats.__setitem__(name, stats[name] + 1),
-            unique_id='c7n-api-stats')])
-        client = factory().client('iam')
+        client = _policy_factory(name, stats, role)().client('iam')
         ready.wait(timeout=30)  # both policies have synced the client before either calls
         client.list_users()
         client.list_roles()
         seen[name] = (client, client._user_agent_creator.to_string())
 
-    threads = [threading.Thread(target=policy, args=(n,)) for n in stats]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    _on_threads(policy, list(stats))
     (first, ua1), (second, ua2) = seen['first-policy'], seen['second-policy']
     assert first is second  # one client for both policies' sessions
     assert 'c7n/policy#first-policy' in ua1 and 'c7n/policy#second-policy' in ua2
-    assert stats == {'first-policy': 2, 'second-policy': 2}
+    assert stats == {'first-policy': ['ListUsers', 'ListRoles'],
+                     'second-policy': ['ListUsers', 'ListRoles']}
     # a thread that runs no policy (c7n's own worker threads) gets what was set last
     other = []
     t = threading.Thread(target=lambda: other.append(first._user_agent_creator.to_string()))
@@ -123,39 +115,30 @@ def test_c7n_pool_threads_call_as_the_policy_that_submitted_the_work(aws):
     subdocuments, snapshot attributes). Their calls on a shared client carry the user agent
     and count in the api-stats of the policy that submitted them, not of whichever policy
     synced the client last."""
-    from c7n.credentials import SessionFactory
     from c7n.element import Element
     from c7n.manager import ResourceManager
 
     role = f'arn:aws:iam::{aws.id}:role/Audit'
-    seen, stats = {}, {'first-policy': 0, 'second-policy': 0}
+    seen, stats = {}, {'first-policy': [], 'second-policy': []}
     synced = threading.Barrier(2)
+    pools = {'first-policy': ResourceManager.executor_factory,
+             'second-policy': Element.executor_factory}
 
-    def policy(name, pool_factory):
-        factory = SessionFactory('us-east-1', assume_role=role)
-        factory.policy_name = name
-        factory.set_subscribers([lambda s: s.events.register(
-            'after-call.*.*', lambda **kw: stats.__setitem__(name, stats[name] + 1),
-            unique_id='c7n-api-stats')])
-        client = factory().client('iam')
+    def policy(name):
+        client = _policy_factory(name, stats, role)().client('iam')
         synced.wait(timeout=30)  # both synced: "the last" is one of them, not this one's own
 
         def detail(_):
             client.list_users()
             return client._user_agent_creator.to_string()
-        with pool_factory(max_workers=2) as pool:
+        with pools[name](max_workers=2) as pool:
             seen[name] = list(pool.map(detail, range(2))) + \
                 [pool.submit(detail, None).result()]
 
-    threads = [threading.Thread(target=policy, args=(n, f)) for n, f in
-               zip(stats, (ResourceManager.executor_factory, Element.executor_factory))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    _on_threads(policy, list(stats))
     for name, agents in seen.items():
         assert len(agents) == 3 and all(f'c7n/policy#{name}' in ua for ua in agents), agents
-    assert stats == {'first-policy': 3, 'second-policy': 3}
+    assert stats == {'first-policy': ['ListUsers'] * 3, 'second-policy': ['ListUsers'] * 3}
 
 
 def test_whether_a_handler_takes_kwargs_is_its_functions_answer():
@@ -218,11 +201,11 @@ def test_sessions_of_the_callers_own_credentials_share_their_clients(monkeypatch
     assert client('third-policy', key='AKIDTWO') is not first
 
 
-def _policy_factory(name, stats):
-    """A c7n session factory for policy ``name``, counting its calls in ``stats[name]`` as
-    c7n's api-stats subscriber does."""
+def _policy_factory(name, stats, role=None):
+    """A c7n session factory for policy ``name`` (assuming ``role``, as c7n-org does),
+    recording its calls in ``stats[name]`` as c7n's api-stats subscriber does."""
     from c7n.credentials import SessionFactory
-    factory = SessionFactory('us-east-1')
+    factory = SessionFactory('us-east-1', assume_role=role)
     factory.policy_name = name
     factory.set_subscribers([lambda s: s.events.register(
         'after-call.*.*', lambda **kw: stats[name].append(kw['model'].name),
