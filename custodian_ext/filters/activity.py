@@ -151,7 +151,7 @@ class Activity(Filter):
         config = self.manager.config
         now = datetime.datetime.now(datetime.timezone.utc)
         since = aware(self.data['since'])
-        start = max(since, now - datetime.timedelta(days=event_history.HISTORY_DAYS))
+        start = event_history.window_start(since, now)
         known = known_mod.KnownPrincipals(
             config.account_id, tuple(list_option(self.data, 'known-users')),
             tuple(list_option(self.data, 'known-roles')),

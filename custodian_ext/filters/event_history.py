@@ -10,10 +10,10 @@ reads it, within the limits AWS sets, and annotates who did what:
   late (its thread kept from the CPU) delays the next, and retries are spaced
   too.
 - Window: ``since`` (the incident start) to now, clamped to the 90 days of
-  history AWS keeps (``HISTORY_DAYS``). A clamped window is recorded in the
-  annotation (``WindowClamped``) and for the whole run (``partial.json``,
-  ``custodian_ext.outputs.mark_partial``): the report shows the check as
-  partial, saying which part of the window could not be read.
+  history AWS keeps (``HISTORY_DAYS``; ``window_start``). A clamped window is
+  recorded in the annotation (``WindowClamped``) and for the whole run
+  (``partial.json``, ``custodian_ext.outputs.mark_partial``): the report shows
+  the check as partial, saying which part of the window could not be read.
 - Pages: LookupEvents takes one lookup attribute per request and returns 50
   events a page. Write events are read as one stream (``ReadOnly=false``) and
   matched by name; read-only events (``AssumeRole``, ``GetFederationToken``)
@@ -68,6 +68,10 @@ MIN_INTERVAL = 0.5       # seconds between LookupEvents calls per account-region
 HISTORY_DAYS = 90        # CloudTrail event history keeps 90 days
 PAGE_SIZE = 50           # LookupEvents' largest page
 DEFAULT_PAGES = 20
+# A window clamped to the history AWS keeps starts on a multiple of this, so that the
+# policies of one sweep, started seconds apart, ask for one window and share its lookups
+# (the cache keys on the start). It gives up at most this much of the oldest day kept.
+CLAMP_STEP = 600
 MAX_PAGES = 100
 CACHE_SECONDS = 60
 IN_FLIGHT = 8            # lookups of one read waiting on AWS at once (2/s x ~4 s answers)
@@ -173,6 +177,17 @@ def is_write_event(name):
 
 def global_event_region(region):
     return GLOBAL_EVENT_REGIONS.get(get_partition(region), 'us-east-1')
+
+
+def window_start(since, now):
+    """The start of a history window from ``since`` to ``now``: ``since``, or when that is
+    older than the ``HISTORY_DAYS`` CloudTrail keeps (and than ``LookupEvents`` accepts), the
+    oldest moment kept rounded up to ``CLAMP_STEP`` seconds."""
+    oldest = now - datetime.timedelta(days=HISTORY_DAYS)
+    if since >= oldest:
+        return since
+    step = -(-int(oldest.timestamp()) // CLAMP_STEP) * CLAMP_STEP
+    return datetime.datetime.fromtimestamp(step, tz=datetime.timezone.utc)
 
 
 def lookup(client, retry, key, attribute, start, end, max_pages, early=False):
@@ -518,7 +533,7 @@ class CloudTrailEvents(Filter):
         if self.data.get('scope') == 'global':
             region = global_event_region(region)
         now = datetime.datetime.now(datetime.timezone.utc)
-        start = max(self.since(), now - datetime.timedelta(days=HISTORY_DAYS))
+        start = window_start(self.since(), now)
         client = local_session(self.manager.session_factory).client(
             'cloudtrail', region_name=region)
         key = (self.manager.config.account_id, region)

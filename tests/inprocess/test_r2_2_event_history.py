@@ -300,6 +300,46 @@ def test_page_cap_cuts_short_and_says_so(fake_time):
     assert cut_short == ['AssumeRole']
 
 
+def test_a_window_older_than_the_history_kept_starts_where_every_policy_shares_it():
+    """incident_start older than CloudTrail's 90 days: the window starts at the oldest
+    moment kept, rounded up to CLAMP_STEP, so policies started seconds apart ask for the
+    same window (the lookups' cache keys on its start); a newer start is kept as it is."""
+    since = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    now = datetime.datetime(2026, 12, 3, 1, 2, 3, 456789, tzinfo=datetime.timezone.utc)
+    first = event_history.window_start(since, now)
+    oldest = now - datetime.timedelta(days=event_history.HISTORY_DAYS)
+    assert oldest <= first < oldest + datetime.timedelta(seconds=event_history.CLAMP_STEP)
+    assert first.timestamp() % event_history.CLAMP_STEP == 0
+    assert event_history.window_start(since, now + datetime.timedelta(seconds=30)) == first
+    recent = now - datetime.timedelta(days=3)
+    assert event_history.window_start(recent, now) == recent
+
+
+def test_policies_with_an_old_incident_start_share_one_window(aws, tmp_path, monkeypatch):
+    """Two policies of one sweep, incident_start a year back: both ask for one window (each
+    asked for its own before, a few ms apart, and no lookup was shared)."""
+    asked = []
+    real = event_history.lookup
+
+    def recording(client, retry, key, attribute, start, *args, **kw):
+        asked.append((attribute and attribute['AttributeValue'], start))
+        return real(client, retry, key, attribute, start, *args, **kw)
+
+    monkeypatch.setattr(event_history, 'lookup', recording)
+    known = attacker(aws, 'ci-bot', admin=False)
+    key_client(aws, 'sts', known).get_federation_token(Name='build')
+    old = (datetime.datetime.now(datetime.timezone.utc)
+           - datetime.timedelta(days=365)).strftime('%Y-%m-%dT%H:%M:%SZ')
+    [acct] = run_policy(
+        load_policy('detect/r2-2.yml', 'r2-2-federation-tokens-by-unknown-principals'),
+        policy_vars(incident_start=old), account=aws, output_dir=str(tmp_path))
+    assert [e['EventName'] for e in acct['c7n:cloudtrail-events']] == ['GetFederationToken']
+    assert 'WindowClamped' in acct['c7n:cloudtrail-history']
+    run_policy(load_policy('detect/r2-2.yml', 'r2-2-assume-role-by-unknown-principals'),
+               policy_vars(incident_start=old), account=aws, output_dir=str(tmp_path))
+    assert len({s for _, s in asked}) == 1, asked
+
+
 def test_cut_short_history_matches_the_account_even_without_events(monkeypatch, tmp_path):
     """A history not read to the end is never reported as 'nothing happened'."""
     monkeypatch.setattr(event_history, 'history',
