@@ -59,11 +59,6 @@ READERS = 8
 # (about 20 sensitive reads and the credential-issuing calls); else each name is looked up.
 READ_STREAM_PAGES = 2
 READ_STREAM_MIN_NAMES = 4  # fewer names than this: the lookups by name cost no more
-# Before that: when a region's whole management history in the window fits in this many
-# pages, it answers every round's keys and names at once (each key and name is a lookup
-# otherwise, and the rounds of a review follow one another). The read gives up after its
-# first page when the pages so far show the window needs more (busy regions: one request).
-HISTORY_PAGES = 4
 # S3's transient errors (SlowDown is its throttling), retried with back-off.
 s3_retry = get_retry(('SlowDown', 'ServiceUnavailable', 'InternalError', 'RequestTimeout',
                       'Throttling', 'ThrottlingException'))
@@ -130,12 +125,11 @@ class EventHistory:
             self.window.start, self.window.end, pages)
 
     def whole(self, region):
-        """The region's every event in the window, when they fit in ``HISTORY_PAGES``
-        pages; else None."""
-        rows, cut = event_history.cached_lookup(
-            self._client(region), self.retry, (self.account_id, region), None,
-            self.window.start, self.window.end, HISTORY_PAGES, early=True)
-        return None if cut else rows
+        """The region's every event in the window, when they fit in
+        ``event_history.HISTORY_PAGES`` pages (every round's keys and names at once; the
+        rounds of a review follow one another); else None."""
+        return event_history.whole(self._client(region), self.retry, (self.account_id, region),
+                                   self.window.start, self.window.end)
 
     def prefetch(self, region):
         """Read ``whole(region)`` on a thread of its own, while the review waits for the

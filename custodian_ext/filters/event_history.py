@@ -14,8 +14,12 @@ reads it, within the limits AWS sets, and annotates who did what:
   recorded in the annotation (``WindowClamped``) and for the whole run
   (``partial.json``, ``custodian_ext.outputs.mark_partial``): the report shows
   the check as partial, saying which part of the window could not be read.
+- Quiet regions: when the account-region's whole history in the window fits in
+  ``HISTORY_PAGES`` pages (``whole``), that one read answers every event name
+  (and the activity review's rounds): most regions of an account see few calls.
+  The read gives up after the page that shows the window needs more.
 - Pages: LookupEvents takes one lookup attribute per request and returns 50
-  events a page. Write events are read as one stream (``ReadOnly=false``) and
+  events a page. Otherwise, write events are read as one stream (``ReadOnly=false``) and
   matched by name; read-only events (``AssumeRole``, ``GetFederationToken``)
   by event name. Each stream stops after ``max-pages`` pages (default 20, at
   most 100: 1,000 to 5,000 events). When the write stream is cut short, each
@@ -29,7 +33,8 @@ reads it, within the limits AWS sets, and annotates who did what:
   and us-east-1 has been measured at seconds on average) would hold back all the
   slots after it.
 - Requests per policy and account-region are therefore at most
-  ``max-pages * (1 + number of event names)``; usually one or two.
+  ``1 + max-pages * (1 + number of event names)``; in a quiet region one for all the
+  policies of the run.
 - Results are reused for ``CACHE_SECONDS`` within one run (several
   policies read the same history in one run; CloudTrail itself delivers events
   minutes late, so a minute-old read misses nothing it could have seen). Policies
@@ -68,6 +73,11 @@ MIN_INTERVAL = 0.5       # seconds between LookupEvents calls per account-region
 HISTORY_DAYS = 90        # CloudTrail event history keeps 90 days
 PAGE_SIZE = 50           # LookupEvents' largest page
 DEFAULT_PAGES = 20
+# A region's whole history in the window, when it fits in this many pages, answers every
+# lookup there by name, key or read-only flag (each is one request or more at 2/s otherwise,
+# and a sweep's policies and the activity review's rounds ask many): busy regions cost one
+# request more, shared by the run's policies (``whole``).
+HISTORY_PAGES = 4
 # A window clamped to the history AWS keeps starts on a multiple of this, so that the
 # policies of one sweep, started seconds apart, ask for one window and share its lookups
 # (the cache keys on the start). It gives up at most this much of the oldest day kept.
@@ -297,9 +307,20 @@ def lookups_at_once(calls):
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def whole(client, retry, key, start, end):
+    """The account-region's every event in [start, end] when they fit in ``HISTORY_PAGES``
+    pages; else None (the read stopped once its pages showed the window needs more)."""
+    rows, cut = cached_lookup(client, retry, key, None, start, end, HISTORY_PAGES, early=True)
+    return None if cut else rows
+
+
 def history(client, retry, key, names, start, end, max_pages):
     """Raw events with the given names: (events, names whose lookup was cut short)."""
     names = list(dict.fromkeys(names))
+    every = whole(client, retry, key, start, end)
+    if every is not None:
+        wanted = set(names)
+        return [e for e in every if e.get('EventName') in wanted], []
     writes = [n for n in names if is_write_event(n)]
     others = [n for n in names if not is_write_event(n)]
     found, cut_short = [], []

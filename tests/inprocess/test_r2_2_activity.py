@@ -200,7 +200,7 @@ def test_one_read_of_a_quiet_region_or_a_stream_or_lookups_by_name(aws, tmp_path
     aws.client('secretsmanager').create_secret(Name='prod/db', SecretString='x')
     start = incident_boundary()
     if volume != 'quiet':  # calls by a known principal, more than the whole history's page
-        monkeypatch.setattr(sources, 'HISTORY_PAGES', 1)
+        monkeypatch.setattr(event_history, 'HISTORY_PAGES', 1)
         ssm, ec2 = aws.client('ssm'), aws.client('ec2')
         for _ in range(event_history.PAGE_SIZE + 1):
             ssm.put_parameter(Name='p', Value='x', Type='String', Overwrite=True)
@@ -253,14 +253,14 @@ TRUST_ANY_IN_ACCOUNT = json.dumps({'Version': '2012-10-17', 'Statement': [{
     'Action': 'sts:AssumeRole'}]})
 
 
-@pytest.mark.parametrize('history_pages', [sources.HISTORY_PAGES, 0],
+@pytest.mark.parametrize('history_pages', [event_history.HISTORY_PAGES, 0],
                          ids=['whole-history', 'lookups-by-key-and-name'])
 def test_chain_of_sessions_keys_and_backdoored_roles(aws, tmp_path, monkeypatch, history_pages):
     """suspect AKIA -> AssumeRole -> ASIA -> calls; -> CreateAccessKey -> AKIA -> calls;
     -> CreateRole 'maint' -> a session of maint (issued to a trusted account) -> calls.
     The same from each region's whole history and from lookups by key and name (0 pages:
     never the whole history)."""
-    monkeypatch.setattr(sources, 'HISTORY_PAGES', history_pages)
+    monkeypatch.setattr(event_history, 'HISTORY_PAGES', history_pages)
     trail(aws, data_events=False)
     iam = aws.client('iam')
     iam.create_role(RoleName='ops', AssumeRolePolicyDocument=TRUST_ANY_IN_ACCOUNT)

@@ -283,6 +283,10 @@ def test_page_cap_cuts_short_and_says_so(fake_time):
     start = datetime.datetime(2026, 11, 28, 9, 30, tzinfo=datetime.timezone.utc)
     end = start + datetime.timedelta(hours=1)
     with Stubber(client) as stub:
+        # The window's whole history is busy: its first page covers one minute of the hour.
+        stub.add_response('lookup_events', {'Events': [
+            _row('RunInstances', end), _row('RunInstances', end - datetime.timedelta(minutes=1))],
+            'NextToken': 'more'}, {'StartTime': start, 'EndTime': end, 'MaxResults': 50})
         # The write stream hits the cap, so each write event name is looked up on its own.
         for _ in range(2):
             stub.add_response('lookup_events', {'Events': [
@@ -300,6 +304,29 @@ def test_page_cap_cuts_short_and_says_so(fake_time):
     assert cut_short == ['AssumeRole']
 
 
+def test_a_quiet_region_answers_every_name_from_one_read(fake_time):
+    """A region whose whole history in the window fits in HISTORY_PAGES pages is read once,
+    without a lookup attribute, and that read answers every name (reads and writes)."""
+    client = _client()
+    start = datetime.datetime(2026, 11, 28, 9, 30, tzinfo=datetime.timezone.utc)
+    end = start + datetime.timedelta(hours=1)
+    rows = [_row(n, start + datetime.timedelta(minutes=i)) for i, n in enumerate(
+        ['CreateUser', 'ListUsers', 'AssumeRole', 'RunInstances'])]
+    with Stubber(client) as stub:
+        stub.add_response('lookup_events', {'Events': rows[::-1]},
+                          {'StartTime': start, 'EndTime': end, 'MaxResults': 50})
+        events, cut_short = event_history.history(
+            client, _retry, ('1', 'us-east-1'), ['CreateUser', 'AssumeRole', 'DeleteTrail'],
+            start, end, max_pages=2)
+        # and again, for another policy of the run: the same read, no request
+        again, _ = event_history.history(client, _retry, ('1', 'us-east-1'), ['RunInstances'],
+                                         start, end, max_pages=2)
+        stub.assert_no_pending_responses()
+    assert sorted(e['EventName'] for e in events) == ['AssumeRole', 'CreateUser']
+    assert cut_short == []
+    assert [e['EventName'] for e in again] == ['RunInstances']
+
+
 def test_a_window_older_than_the_history_kept_starts_where_every_policy_shares_it():
     """incident_start older than CloudTrail's 90 days: the window starts at the oldest
     moment kept, rounded up to CLAMP_STEP, so policies started seconds apart ask for the
@@ -315,9 +342,9 @@ def test_a_window_older_than_the_history_kept_starts_where_every_policy_shares_i
     assert event_history.window_start(recent, now) == recent
 
 
-def test_policies_with_an_old_incident_start_share_one_window(aws, tmp_path, monkeypatch):
-    """Two policies of one sweep, incident_start a year back: both ask for one window (each
-    asked for its own before, a few ms apart, and no lookup was shared)."""
+def test_policies_with_an_old_incident_start_share_one_read(aws, tmp_path, monkeypatch):
+    """Two policies of one sweep, incident_start a year back: one read of the region's
+    history answers both (each asked for its own window before, a few ms apart)."""
     asked = []
     real = event_history.lookup
 
@@ -337,7 +364,7 @@ def test_policies_with_an_old_incident_start_share_one_window(aws, tmp_path, mon
     assert 'WindowClamped' in acct['c7n:cloudtrail-history']
     run_policy(load_policy('detect/r2-2.yml', 'r2-2-assume-role-by-unknown-principals'),
                policy_vars(incident_start=old), account=aws, output_dir=str(tmp_path))
-    assert len({s for _, s in asked}) == 1, asked
+    assert [a for a, _ in asked] == [None]
 
 
 def test_cut_short_history_matches_the_account_even_without_events(monkeypatch, tmp_path):
