@@ -16,7 +16,10 @@ How a region is reviewed, in rounds, each round one ``Query`` to the source:
    ``suspects.MAX_DEPTH`` steps). That phase is computed once per process and
    reused by the other regions' runs.
 3. Another region starts from every suspect the global phase found and runs
-   the same rounds in its own records.
+   the same rounds in its own records. While the global phase is under way it
+   reads ahead what its first round asks whatever that phase finds: its whole
+   history when that is short, else the first suspects' keys, the
+   credential-issuing calls and the sensitive reads (``EventHistory.prefetch``).
 
 Events kept: the records of suspect credentials in the region, and the
 sensitive reads (catalogue ``sensitive``) there by principals that are not
@@ -322,7 +325,11 @@ class Review:
             source = self.choose(o.region, here)
             chosen = (here, source)
             if isinstance(source, sources.EventHistory):
-                source.prefetch(o.region)
+                # a subset of this region's first round, which asks for every suspect the
+                # global phase ends with (the first ones among them) and the same names
+                source.prefetch(o.region, sources.Query(
+                    frozenset(seeds), suspects.DISCOVERY_CALLS if known else frozenset(),
+                    o.sensitive))
         phases = [cached(o.phase_key(g, own and o.sensitive), global_phase)]
         if not own:
             before = phases[0].chain

@@ -131,15 +131,20 @@ class EventHistory:
         return event_history.whole(self._client(region), self.retry, (self.account_id, region),
                                    self.window.start, self.window.end)
 
-    def prefetch(self, region):
+    def prefetch(self, region, query=Query()):
         """Read ``whole(region)`` on a thread of its own, while the review waits for the
-        global-events region: its rounds here then need no request. A failure here is met
-        again, and reported, when the rounds read."""
+        global-events region: its rounds here then need no request. When the region is too
+        busy for that, make the lookups of ``query`` (what its first round will ask whatever
+        the global phase finds: the first suspects' keys, the credential-issuing calls, the
+        sensitive reads), so that only what depends on the global phase is left for after
+        it. Results go to the lookups' cache; a failure here is met again, and reported,
+        when the rounds read."""
         self._client(region)  # made here: a boto3 session is not safe to share across threads
 
         def read():
             try:
-                self.whole(region)
+                if self.whole(region) is None and query:
+                    self.rows(region, query)
             except Exception as e:  # noqa: BLE001 - the rounds' own read reports it
                 log.debug('event history of %s not read ahead: %s', region, e)
         threading.Thread(target=read, name=f'custodian-ext-history-{region}',

@@ -16,6 +16,7 @@ import io
 import itertools
 import json
 import re
+import threading
 
 import boto3
 import pytest
@@ -230,6 +231,41 @@ def test_one_read_of_a_quiet_region_or_a_stream_or_lookups_by_name(aws, tmp_path
     else:
         assert ('ReadOnly', 'true') in asked
         assert {'GetSecretValue', 'GetParameter'} <= by_name
+
+
+def test_a_busy_region_looks_up_what_does_not_depend_on_the_global_phase_during_it(
+        aws, tmp_path, monkeypatch):
+    """A region too busy for one read of its whole history makes, while the global-events
+    region is still being reviewed, the lookups its first round asks whatever that review
+    finds: the first suspects' keys and the credential-issuing calls. Only the keys found
+    in us-east-1 are left for after it. (The global phase's first lookup waits here until
+    the region's read-ahead has looked up GetSessionToken; without a read-ahead it would
+    wait the full 20 s and the test fails.)"""
+    monkeypatch.setattr(event_history, 'HISTORY_PAGES', 0)  # never one read of the whole
+    key = user_with_key(aws, 'ci-legacy', admin=True)
+    aws.client('secretsmanager', 'us-west-2').create_secret(Name='west', SecretString='x')
+    start = incident_boundary()
+    key_client(aws, 'secretsmanager', key, region='us-west-2').get_secret_value(SecretId='west')
+    independent = {key['AccessKeyId'], 'GetSessionToken', 'GetFederationToken', 'AssumeRole'}
+    ahead, lock, real = threading.Event(), threading.Lock(), event_history.lookup
+    early, waited = set(), []
+
+    def recording(client, retry, k, attribute, *args, **kw):
+        what = attribute and attribute['AttributeValue']
+        if k[1] == 'us-east-1' and not waited:
+            waited.append(ahead.wait(20))
+        if k[1] == 'us-west-2' and not ahead.is_set():
+            with lock:
+                early.add(what)
+                if independent <= early:
+                    ahead.set()
+        return real(client, retry, k, attribute, *args, **kw)
+
+    monkeypatch.setattr(event_history, 'lookup', recording)
+    [west] = run(aws, SUSPECTS, settings(start, suspect_access_keys=[key['AccessKeyId']]),
+                 'us-west-2', tmp_path, source='event-history')
+    assert waited == [True], early
+    assert [e['EventName'] for e in west['c7n:activity']] == ['GetSecretValue']
 
 
 def test_a_busy_history_is_given_up_after_the_page_that_shows_it():
