@@ -60,6 +60,9 @@ def checked_run(original):
                 options.regions, values['global_region'], default_region)
         region = next((r for r in (options.regions or ()) if r != 'all'), default_region)
         identity = preflight(session, region)
+        if not options.account_id and not options.assume_role and identity.get('Account'):
+            # c7n would ask STS again, with this session, before it loads the policies
+            options.account_id = identity['Account']
         # c7n drops a region it does not know (a typo reads as clean), and every policy
         # errors in a region the account has not enabled: one line instead
         regions.check_run(options.regions, session, region, identity.get('Account'))

@@ -220,7 +220,13 @@ def single_run(org, out, perf):
 
 @pytest.fixture(scope='module')
 def singles(org):
-    return {perf: single_run(org, org['tmp'] / f'single-{perf}', perf) for perf in ('0', '1')}
+    """{perf: outcomes} and {perf + '-calls': the emulator's counted calls of that run}."""
+    out = {}
+    for perf in ('0', '1'):
+        calls.start(org['url'])
+        out[perf] = single_run(org, org['tmp'] / f'single-{perf}', perf)
+        out[perf + '-calls'] = calls.fetch(org['url'])
+    return out
 
 
 def test_custodian_run_findings_identical_with_and_without_the_layer(singles):
@@ -228,6 +234,14 @@ def test_custodian_run_findings_identical_with_and_without_the_layer(singles):
     (custodian_ext.concurrency); stock Custodian one after another."""
     assert singles['0'] == singles['1']
     assert sum(1 for status, _ in singles['1'].values() if status == 'findings') >= 15
+
+
+def test_custodian_run_asks_sts_who_it_is_once(singles):
+    """The pack's pre-flight GetCallerIdentity gives c7n the account id it would otherwise
+    ask STS for again, one round trip later, before it loads the policies."""
+    for perf in ('0', '1'):
+        assert sum(c['served'] for c in singles[perf + '-calls']
+                   if c['operation'] == 'GetCallerIdentity') == 1, perf
 
 
 def test_at_aws_latency_and_rate_limits_findings_identical_and_no_request_refused(
