@@ -412,6 +412,9 @@ def main(argv=None):
     parser.add_argument('--processes', type=int, default=None,
                         help='CUSTODIAN_EXT_PROCESSES for custodian run (default: unset, the '
                              'default)')
+    parser.add_argument('--incident-start', metavar='ISO',
+                        help="incident_start of every sweep (default: the seeding's start); "
+                             "older than 90 days, every history window is clamped")
     parser.add_argument('--scale', type=float, default=1.0, help='multiply every latency')
     parser.add_argument('--seed', type=int, default=1)
     parser.add_argument('--out', default=os.path.join(REPO, 'bench-output', 'walltime'))
@@ -435,6 +438,8 @@ def main(argv=None):
     say(f"emulator starting; seeding {args.accounts} accounts")
     with Emulator(log_file=os.path.join(work, 'emulator.log')) as emu:
         accounts, ids, known, settings = sweep.seed(emu.url, args.accounts)
+        if args.incident_start:
+            settings['incident_start'] = args.incident_start
         enabled = enabled_regions(accounts[0])
         if args.regions == 'all':
             regions, n_regions = ['all'], len(enabled)
