@@ -247,17 +247,24 @@ class Review:
         if key in chain.suspects or sensitive_read:
             kept.add(records.event(record, source, classification, None))
 
+    @staticmethod
+    def round_query(keys, roles, discovery, sensitive, first):
+        """What one round asks its source for: the credentials and roles it reads, the
+        credential-issuing calls (first round, unknown-principal discovery) and the
+        sensitive reads (first round)."""
+        names = set()
+        if first and discovery:
+            names |= suspects.DISCOVERY_CALLS
+        if roles:
+            names |= suspects.ROLE_ASSUMPTIONS
+        return sources.Query(frozenset(keys), frozenset(names), sensitive and first)
+
     def rounds(self, region, chain, source, sensitive, phase):
         kept = Kept()
         first = True
         for _ in range(chain.max_depth + 3):
             keys, roles = chain.take()
-            names = set()
-            if first and chain.discovery:
-                names |= suspects.DISCOVERY_CALLS
-            if roles:
-                names |= suspects.ROLE_ASSUMPTIONS
-            query = sources.Query(keys, frozenset(names), sensitive and first)
+            query = self.round_query(keys, roles, chain.discovery, sensitive, first)
             if not query:
                 break
             for record in source.read(region, query):
@@ -327,9 +334,8 @@ class Review:
             if isinstance(source, sources.EventHistory):
                 # a subset of this region's first round, which asks for every suspect the
                 # global phase ends with (the first ones among them) and the same names
-                source.prefetch(o.region, sources.Query(
-                    frozenset(seeds), suspects.DISCOVERY_CALLS if known else frozenset(),
-                    o.sensitive))
+                source.prefetch(o.region, self.round_query(
+                    seeds, (), known is not None, o.sensitive, first=True))
         phases = [cached(o.phase_key(g, own and o.sensitive), global_phase)]
         if not own:
             before = phases[0].chain
