@@ -126,3 +126,33 @@ def test_the_comparison_catches_a_swallowed_failure_and_changed_findings():
     lost = report([('a', 'us-east-1', 'clean', ''), ('b', 'us-east-1', 'clean', '')], [])
     _, violations = bench.compare(clean, lost, {'faults': []}, spans)
     assert violations == ["a in us-east-1: clean [] but the clean run gave findings ['i-1']"]
+    # an error with no failed call of its own policy near it: a violation
+    spurious = report([('a', 'us-east-1', 'findings', ''), ('b', 'us-east-1', 'errored', 'x')],
+                      [('a', 'us-east-1', 'i-1')])
+    _, violations = bench.compare(clean, spurious, {'faults': []}, spans)
+    assert violations == ['b in us-east-1: errored without an injected fault: x']
+
+
+def test_a_global_phase_failure_explains_each_regional_run_that_met_it():
+    """The activity review's global phase is computed by whichever regional run of the
+    policy asks first; a persistent fault there errors each run that computes it (seen:
+    the us-west-2 run computed it, and the fault's region is us-east-1)."""
+    def report(statuses):
+        return {'runs': [{'policy': 'review', 'region': r, 'status': s,
+                          'error': 'ReadTimeoutError' if s == 'errored' else ''}
+                         for r, s in statuses], 'findings': []}
+    clean = report([('us-east-1', 'clean'), ('us-west-2', 'clean'), ('eu-north-1', 'clean')])
+    spans = {'review': [(100.0, 130.0, 'us-east-1'), (100.0, 130.0, 'us-west-2'),
+                        (100.0, 105.0, 'eu-north-1')]}
+    fault = {'policy': 'review', 'time': 115.0, 'kind': 'timeout', 'code': 'ReadTimeout',
+             'service': 'cloudtrail', 'operation': 'LookupEvents', 'region': 'us-east-1',
+             'refused': 3, 'max': 3, 'failed': True}
+    faulted = report([('us-east-1', 'errored'), ('us-west-2', 'errored'),
+                      ('eu-north-1', 'clean')])
+    _, violations = bench.compare(clean, faulted, {'faults': [fault]}, spans)
+    assert violations == []
+    # a run that had ended before the failed call is not explained by it
+    early = report([('us-east-1', 'errored'), ('us-west-2', 'clean'), ('eu-north-1', 'errored')])
+    _, violations = bench.compare(clean, early, {'faults': [fault]}, spans)
+    assert violations == ['review in eu-north-1: errored without an injected fault: '
+                          'ReadTimeoutError']
