@@ -5,7 +5,10 @@ GetServiceLastAccessedDetails) says which services an entity authenticated
 to, and when. c7n's ``usage`` filter reads it, but polls forever when a job
 fails (``JobStatus: FAILED``) and does not say which services matched. This
 filter reads the same data, bounds the wait, raises on a failed job, and
-annotates the services used since the incident started.
+annotates the services used since the incident started. Jobs are started, and
+polled, two calls at a time (as c7n's IAM detail filters call IAM): one after another,
+an account with hundreds of roles waited a round trip per role, twice, in the global
+region every sweep waits for.
 """
 import time
 
@@ -19,6 +22,7 @@ from custodian_ext.registry import register_filter
 # Module attributes so tests can replace them.
 sleep = time.sleep
 clock = time.monotonic
+WORKERS = 2  # IAM calls in flight per policy; IAM throttles bursts ("Rate exceeded")
 
 
 @register_filter('used-since', ['iam-user', 'iam-role', 'iam-group', 'iam-policy'])
@@ -60,21 +64,29 @@ class UsedSince(ServiceUsage):
     def process(self, resources, event=None):
         client = local_session(self.manager.session_factory).client('iam')
         since = aware(self.data['since'])
-        jobs = {}
-        for arn, r in zip(self.manager.get_arns(resources), resources):
+
+        def generate(arn):
             try:
-                jid = self.manager.retry(
+                return self.manager.retry(
                     client.generate_service_last_accessed_details, Arn=arn)['JobId']
             except client.exceptions.NoSuchEntityException:
-                continue  # deleted since it was listed
-            jobs[jid] = (arn, r)
+                return None  # deleted since it was listed
+
+        def get(jid):
+            return self.manager.retry(client.get_service_last_accessed_details, JobId=jid)
+
+        arns = self.manager.get_arns(resources)
+        with self.executor_factory(max_workers=WORKERS) as w:
+            started = list(w.map(generate, arns))
+        jobs = {jid: (arn, r) for jid, arn, r in zip(started, arns, resources) if jid}
 
         delay = self.data.get('poll-delay', 1)
         deadline = clock() + self.data.get('max-wait', 300)
         results = []
         while jobs:
-            for jid in list(jobs):
-                result = self.manager.retry(client.get_service_last_accessed_details, JobId=jid)
+            with self.executor_factory(max_workers=WORKERS) as w:
+                answers = list(zip(list(jobs), w.map(get, list(jobs))))
+            for jid, result in answers:
                 status = result['JobStatus']
                 if status == 'FAILED':
                     err = result.get('Error') or {}

@@ -7,6 +7,7 @@ records (custodian_ext_dev/emulator/event_history.py), which the policy tests us
 RoleLastUsed is moto's own.
 """
 import datetime
+import threading
 import json
 
 import boto3
@@ -170,3 +171,40 @@ def test_a_job_that_never_completes_times_out(monkeypatch):
             stub.add_response('get_service_last_accessed_details', _job('IN_PROGRESS'))
         with pytest.raises(PolicyExecutionError, match='not complete after 2s'):
             f.process([dict(USER)])
+
+
+def test_jobs_are_started_and_polled_two_at_a_time(monkeypatch):
+    """An account with hundreds of roles waited a round trip per role, twice, one call
+    after another. Here every call waits until a second one is in flight: made one at a
+    time, the first call's wait breaks (and the test fails) after 5 s."""
+    barrier = threading.Barrier(usage.WORKERS, timeout=5)
+    recent = {'ServiceName': 'Amazon EC2', 'ServiceNamespace': 'ec2',
+              'LastAuthenticated': SINCE + datetime.timedelta(hours=1),
+              'LastAuthenticatedRegion': 'eu-north-1', 'TotalAuthenticatedEntities': 1}
+
+    class IAM:
+        class exceptions:
+            NoSuchEntityException = type('NoSuchEntityException', (Exception,), {})
+
+        def __init__(self):
+            self.calls = []
+
+        def generate_service_last_accessed_details(self, Arn):
+            barrier.wait()
+            self.calls.append('generate')
+            return {'JobId': 'job-' + Arn.rsplit('/', 1)[1]}
+
+        def get_service_last_accessed_details(self, JobId):
+            barrier.wait()
+            self.calls.append('get')
+            name = JobId[len('job-'):]
+            return _job('COMPLETED', [recent] if name in ('u1', 'u3') else [])
+
+    iam = IAM()
+    f, sleeps = _filter(monkeypatch, iam)
+    users = [{'UserName': f'u{i}', 'Arn': f'arn:aws:iam::111122223333:user/u{i}'}
+             for i in range(4)]
+    matched = f.process(users)
+    assert [u['UserName'] for u in matched] == ['u1', 'u3']
+    assert matched[0]['c7n:used-since'][0]['LastAuthenticatedRegion'] == 'eu-north-1'
+    assert iam.calls == ['generate'] * 4 + ['get'] * 4 and sleeps == []
