@@ -154,18 +154,21 @@ def attribute(fault, spans, slack=0.5, errored=()):
     return min(during, key=lambda d: abs(t - d[0]))[1]
 
 
+def _failed_during(key, failed, spans, slack):
+    """The failed calls made while the check ``key`` (policy, region) ran."""
+    for start, end, region in spans.get(key[0], ()):
+        if region == key[1]:
+            for f in failed:
+                if start - slack <= f['time'] <= end + slack:
+                    yield f
+
+
 def shared_failure(key, run, failed, spans, slack=0.5):
     """An errored check explained by a failed call another policy's run made while it ran:
     reads shared by the policies of a run (an account's suspects, AWS Health's notices,
     a region's trails) are made once, by whichever policy asks first, under its name."""
-    for start, end, region in spans.get(key[0], ()):
-        if region != key[1]:
-            continue
-        for f in failed:
-            if start - slack <= f['time'] <= end + slack and \
-                    mentions(run.get('error'), f['operation']):
-                return True
-    return False
+    return any(mentions(run.get('error'), f['operation'])
+               for f in _failed_during(key, failed, spans, slack))
 
 
 def global_failure(key, failed, spans, global_region, slack=0.5):
@@ -173,14 +176,8 @@ def global_failure(key, failed, spans, global_region, slack=0.5):
     region, made while the check ran: the activity review's global phase is computed once
     by whichever of the policy's regional runs asks first, and each run that waited for a
     computation that failed computes it again (and meets a persistent fault again)."""
-    for start, end, region in spans.get(key[0], ()):
-        if region != key[1]:
-            continue
-        for f in failed:
-            if f['policy'] == key[0] and f.get('region') == global_region and \
-                    start - slack <= f['time'] <= end + slack:
-                return True
-    return False
+    return any(f['policy'] == key[0] and f.get('region') == global_region
+               for f in _failed_during(key, failed, spans, slack))
 
 
 def mentions(text, operation):

@@ -59,6 +59,7 @@ sys.path.insert(0, REPO)
 import yaml  # noqa: E402
 
 from bench import sweep  # noqa: E402
+from custodian_ext.region_processes import cores  # noqa: E402
 from custodian_ext_dev.emulator import Emulator, calls, client_env  # noqa: E402
 
 BIN = os.path.dirname(sys.executable)
@@ -361,7 +362,7 @@ def render(runs, args, n_regions, load, elapsed, command, header=None):
         expected.setdefault(m['kind'], set()).update(m['outcomes'])
     lines = header or [
         f"Command: `{' '.join(command)}`  ",
-        f"Machine: {machine_cores()} cores shared with other work; load average before the "
+        f"Machine: {cores()} cores shared with other work; load average before the "
         f"runs: {load}; whole benchmark {elapsed:.0f}s (seeding included). Latency: "
         f"custodian_ext_dev/emulator/latency.yml (runner in us-east-1), scale "
         f"{args.scale}, seed {args.seed}."]
@@ -374,7 +375,7 @@ def render(runs, args, n_regions, load, elapsed, command, header=None):
     repeats = sum(1 for m in runs if m['kind'] == 'single' and m['path'] == 'b')
     # the CPU the run and the emulator used, over the cores they shared: on this machine
     # no wall time can be shorter, whatever the calls allow
-    cores = machine_cores()
+    n_cores = cores()
     nth = collections.Counter()
     for m in runs:
         title = ('custodian run, 1 account x %d regions' % n_regions if m['kind'] == 'single'
@@ -393,19 +394,12 @@ def render(runs, args, n_regions, load, elapsed, command, header=None):
         workers = '' if m['kind'] == 'single' else (m['workers'] or 'default')
         lines.append(
             f"| {title} | {path} | {workers} | {m['wall']:.1f} | {m['floor']:.1f} | "
-            f"{m['wall'] / m['floor']:.1f} | {(m['cpu'] + m['emulator_cpu']) / cores:.1f} | "
+            f"{m['wall'] / m['floor']:.1f} | {(m['cpu'] + m['emulator_cpu']) / n_cores:.1f} | "
             f"{vs} | {m['cpu']:.0f} | {m['emulator_cpu']:.0f} | "
             f"{100.0 * m['overruns'] / max(m['requests'], 1):.0f}% | "
             f"{m['requests']} | {m['rate_limited']} | {errored} | {missing} | "
             f"{'yes' if not diff else 'NO: %d differ' % len(diff)} |")
     return '\n'.join(lines) + '\n'
-
-
-def machine_cores():
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def rerender(args, work):

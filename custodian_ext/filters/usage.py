@@ -84,8 +84,9 @@ class UsedSince(ServiceUsage):
         deadline = clock() + self.data.get('max-wait', 300)
         results = []
         while jobs:
+            ids = list(jobs)
             with self.executor_factory(max_workers=WORKERS) as w:
-                answers = list(zip(list(jobs), w.map(get, list(jobs))))
+                answers = list(zip(ids, w.map(get, ids)))
             for jid, result in answers:
                 status = result['JobStatus']
                 if status == 'FAILED':

@@ -7,8 +7,8 @@ records (custodian_ext_dev/emulator/event_history.py), which the policy tests us
 RoleLastUsed is moto's own.
 """
 import datetime
-import threading
 import json
+import threading
 
 import boto3
 import pytest
