@@ -17,13 +17,16 @@ BUNDLE_HINT = '`custodian-ext bundle policies/detect -o build/detect.yml`'
 
 def read_yaml(path, what, hint):
     import yaml
+    # c7n's loader: libyaml's when PyYAML has it (a bundled policy file parses in 14 ms
+    # rather than 140 ms, and c7n-org's start reads it three times)
+    from c7n.utils import yaml_load
     if os.path.isdir(path):
         raise PackError(f"{what} {path} is a folder; {hint}")
     if not os.path.isfile(path):
         raise PackError(f"{what} {path} not found; {hint}")
     try:
         with open(path) as fh:
-            return yaml.safe_load(fh)
+            return yaml_load(fh)
     except yaml.YAMLError as e:
         raise PackError(settings.yaml_error(path, e)) from None
 
