@@ -107,6 +107,24 @@ def split_paced(policies, data=lambda p: p.data):
     return [p for *_, p in sorted(ranked, key=lambda r: r[:2])], others
 
 
+def spread(policies, listing):
+    """The first policy of each listing (``listing(p)``: its resource type, in its
+    account-region), then the second of each...: each listing's order kept.
+
+    Policies of one listing share it (the run cache): the first lists, and the others
+    hold a thread each while they wait for it; in file order, the listings of the
+    other types would go out in later waves, a round trip apart."""
+    by_type = {}
+    for p in policies:
+        by_type.setdefault(listing(p), []).append(p)
+    out, depth = [], max((len(v) for v in by_type.values()), default=0)
+    for i in range(depth):
+        for group in by_type.values():
+            if i < len(group):
+                out.append(group[i])
+    return out
+
+
 def pull(policy_data):
     return ((policy_data.get('mode') or {}).get('type') or 'pull') == 'pull'
 
@@ -180,9 +198,12 @@ class Scheduler:
         # The paced policies region by region (highest rank first): every one of them starts
         # at once, so that their reviews of the global-events region begin together; one
         # policy in every region first would hold all threads waiting for its own review.
-        # The quick ones with regions interleaved, spreading each region's rate limits.
+        # The quick ones with regions interleaved, spreading each region's rate limits,
+        # and each region's listings spread over its resource types.
         paced_group, others = split_paced(policies)
-        for group in [g for g in (paced_group, interleaved(others)) if g]:
+        others = interleaved(spread(
+            others, lambda p: (p.options.region, p.data.get('resource'))))
+        for group in [g for g in (paced_group, others) if g]:
             pool = ThreadPoolExecutor(max_workers=min(self.n, len(group)),
                                       thread_name_prefix='custodian-ext-policy')
             self.pools.append(pool)
@@ -327,7 +348,9 @@ def concurrent_run_account(original):
         pools = []
         try:
             results = []
-            for group in [g for g in split_paced(policies, data=lambda p: p) if g]:
+            paced_group, others = split_paced(policies, data=lambda p: p)
+            for group in [g for g in (paced_group, spread(others, lambda p: p.get('resource')))
+                          if g]:
                 pools.append(ThreadPoolExecutor(max_workers=min(n, len(group)),
                                                 thread_name_prefix='custodian-ext-policy'))
                 results.append(pools[-1].map(one, group))

@@ -43,10 +43,12 @@ def _empty():
 class P:
     """What the scheduler needs of a c7n Policy."""
 
-    def __init__(self, name, region, actions=None, mode=None, dryrun=False):
+    def __init__(self, name, region, actions=None, mode=None, dryrun=False, resource=None):
         self.name = name
         self.options = Config.empty(region=region, account_id='111111111111', dryrun=dryrun)
         self.data = {'name': name}
+        if resource:
+            self.data['resource'] = resource
         if actions:
             self.data['actions'] = actions
         if mode:
@@ -76,6 +78,25 @@ def test_regions_take_turns_when_started_at_once():
     ps = [P('a', 'us-east-1'), P('b', 'us-east-1'), P('c', 'us-east-1'), P('a', 'eu-north-1')]
     assert [(p.name, p.options.region) for p in concurrency.interleaved(ps)] == [
         ('a', 'us-east-1'), ('a', 'eu-north-1'), ('b', 'us-east-1'), ('c', 'us-east-1')]
+
+
+def test_listings_of_different_resource_types_go_out_first():
+    """Policies of one resource type share one listing: the second waits for the first's,
+    holding a thread, so each type's first policy is started before any type's second."""
+    data = [{'name': n, 'resource': r} for n, r in (
+        ('e1', 'aws.ec2'), ('e2', 'aws.ec2'), ('e3', 'aws.ec2'), ('s1', 'aws.s3'),
+        ('i1', 'aws.iam-role'), ('i2', 'aws.iam-role'))]
+    spread = concurrency.spread(data, lambda p: p['resource'])
+    assert [p['name'] for p in spread] == ['e1', 's1', 'i1', 'e2', 'i2', 'e3']
+    # custodian run: spread within each region, regions still taking turns
+    ps = [P('a', 'us-east-1', resource='aws.ec2'), P('b', 'us-east-1', resource='aws.ec2'),
+          P('c', 'us-east-1', resource='aws.s3'), P('a', 'eu-north-1', resource='aws.ec2'),
+          P('b', 'eu-north-1', resource='aws.ec2'), P('c', 'eu-north-1', resource='aws.s3')]
+    assert [(p.name, p.options.region) for p in
+            concurrency.interleaved(concurrency.spread(
+                ps, lambda p: (p.options.region, p.data['resource'])))] == [
+        ('a', 'us-east-1'), ('a', 'eu-north-1'), ('c', 'us-east-1'), ('c', 'eu-north-1'),
+        ('b', 'us-east-1'), ('b', 'eu-north-1')]
 
 
 @pytest.mark.parametrize('policy, planned', [
