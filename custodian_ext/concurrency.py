@@ -5,7 +5,7 @@ hundreds of milliseconds, and c7n runs the policies of an account-region one aft
 another, and ``custodian run`` its regions one after another. The detect pack's
 policies only read, so nothing orders them but c7n's loop. Here, in the
 ``custodian`` and ``c7n-org`` programs, they run on ``CUSTODIAN_EXT_THREADS``
-threads per process (default 32 in ``custodian run``, 8 in each c7n-org worker; 1
+threads per process (default 32 in ``custodian run``, 24 in each c7n-org worker; 1
 switches this off):
 
 - ``custodian run``: every policy of every region is started at once, regions
@@ -46,8 +46,8 @@ from custodian_ext.report.model import REPORTING_ACTIONS
 
 THREADS_ENV = 'CUSTODIAN_EXT_THREADS'
 # custodian run has every region's policies to run; a c7n-org worker one account-region's,
-# beside C7N_ORG_PARALLEL - 1 other workers
-DEFAULT_THREADS = {'custodian': 32, 'c7n-org': 8}
+# beside C7N_ORG_PARALLEL - 1 other workers (24 against 8 and 32: docs/performance.md)
+DEFAULT_THREADS = {'custodian': 32, 'c7n-org': 24}
 MAX_THREADS = 64
 
 _lock = threading.Lock()

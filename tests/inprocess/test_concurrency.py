@@ -158,7 +158,7 @@ def test_the_activity_reviews_suspects_asked_at_once_are_read_once():
 
 def test_threads_setting(monkeypatch):
     assert concurrency.threads('custodian', {}) == 32
-    assert concurrency.threads('c7n-org', {}) == 8
+    assert concurrency.threads('c7n-org', {}) == 24
     assert concurrency.threads('c7n-org', {'CUSTODIAN_EXT_THREADS': '3'}) == 3
     for bad in ('0', 'many', '1000'):
         with pytest.raises(PackError) as e:
