@@ -107,6 +107,20 @@ def split_paced(policies, data=lambda p: p.data):
     return [p for *_, p in sorted(ranked, key=lambda r: r[:2])], others
 
 
+def taking_turns(items, key):
+    """The first item of each ``key(item)``, then the second of each...: each key's order
+    kept."""
+    by_key = {}
+    for item in items:
+        by_key.setdefault(key(item), []).append(item)
+    out, depth = [], max((len(v) for v in by_key.values()), default=0)
+    for i in range(depth):
+        for group in by_key.values():
+            if i < len(group):
+                out.append(group[i])
+    return out
+
+
 def spread(policies, listing):
     """The first policy of each listing (``listing(p)``: its resource type, in its
     account-region), then the second of each...: each listing's order kept.
@@ -114,15 +128,7 @@ def spread(policies, listing):
     Policies of one listing share it (the run cache): the first lists, and the others
     hold a thread each while they wait for it; in file order, the listings of the
     other types would go out in later waves, a round trip apart."""
-    by_type = {}
-    for p in policies:
-        by_type.setdefault(listing(p), []).append(p)
-    out, depth = [], max((len(v) for v in by_type.values()), default=0)
-    for i in range(depth):
-        for group in by_type.values():
-            if i < len(group):
-                out.append(group[i])
-    return out
+    return taking_turns(policies, listing)
 
 
 def pull(policy_data):
@@ -161,15 +167,7 @@ def reset():
 
 def interleaved(policies):
     """Region by region in turn: the first policy of each region, then the second..."""
-    by_region = {}
-    for p in policies:
-        by_region.setdefault(p.options.region, []).append(p)
-    out, depth = [], max((len(v) for v in by_region.values()), default=0)
-    for i in range(depth):
-        for group in by_region.values():
-            if i < len(group):
-                out.append(group[i])
-    return out
+    return taking_turns(policies, lambda p: p.options.region)
 
 
 class Scheduler:
