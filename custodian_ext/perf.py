@@ -29,7 +29,8 @@ Within one process (a c7n-org worker, or ``custodian run``):
   (an account-region's assumed role, or the caller's own credentials) share
   their clients across the policy threads (``_SharedClients``); on a shared
   client the user agent and statistics are the calling thread's policy's.
-  c7n-org drops them at the end of every account-region.
+  c7n-org drops them at the end of every account-region. A forked process
+  never uses its parent's (``_forked``).
 
 ``CUSTODIAN_EXT_PERF=0`` switches all of this off (and the per-run resource
 cache, ``custodian_ext.runcache``), for comparison with stock Cloud Custodian;
@@ -45,6 +46,7 @@ file, or the client's own ``Config``) does not say otherwise. A sweep of many
 accounts meets AWS's API throttling; standard mode retries throttling errors
 with exponential backoff and jitter, within a retry quota.
 """
+import os
 import threading
 
 _lock = threading.RLock()
@@ -648,6 +650,23 @@ def forget_connections():
         _assumed.clear()
         _role_clients.clear()
         _sessions.clear()
+
+
+def _forked():
+    """``os.register_at_fork``: a forked child starts with new locks (a thread of its
+    parent may have held one at the fork) and without its parent's connections.
+
+    c7n-org forks its workers after its start has made clients (the accounts' regions,
+    resolved with their profiles' credentials): a pooled socket shared by two processes
+    mixes their requests and answers, so one account-region could read another's.
+    """
+    global _lock, _assuming
+    _lock = threading.RLock()
+    _assuming = threading.Lock()
+    forget_connections()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def close_clients():

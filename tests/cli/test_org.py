@@ -324,3 +324,40 @@ def test_bad_input_is_one_line(org, c7n_org_cli, tmp_path, case):
     assert len(lines) == 1 and lines[0].startswith('c7n-org: error: '), result.stderr
     assert needle in lines[0]
     assert not (tmp_path / 'out').exists()
+
+
+def test_accounts_reached_through_profiles_each_get_their_own_findings(org, emulator, tmp_path):
+    """Accounts with a ``profile`` instead of a ``role``: c7n-org resolves their regions
+    (``-r all``) with the profiles' credentials before it forks its workers, through the
+    pack's cached clients. The workers start without those clients' pooled connections
+    (``perf._forked``): each account-region reads its own account."""
+    ids, mgmt = org['ids'], org['mgmt']
+    sts = mgmt.client('sts')
+    lines = []
+    for name in ('alpha', 'gamma'):
+        creds = sts.assume_role(RoleArn=f"arn:aws:iam::{ids[name]}:role/{ROLE}",
+                                RoleSessionName='profile-test')['Credentials']
+        lines += [f'[{name}]', f"aws_access_key_id = {creds['AccessKeyId']}",
+                  f"aws_secret_access_key = {creds['SecretAccessKey']}",
+                  f"aws_session_token = {creds['SessionToken']}", '']
+    (tmp_path / 'credentials').write_text('\n'.join(lines))
+    config = yaml.safe_load(org['accounts'].read_text())
+    config['accounts'] = [{'name': name, 'account_id': ids[name], 'profile': name}
+                          for name in ('alpha', 'gamma')]
+    accounts = tmp_path / 'accounts.yml'
+    accounts.write_text(yaml.safe_dump(config, sort_keys=False))
+    env = dict(org['env'], AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / 'credentials'))
+    out = tmp_path / 'out'
+    run = run_cli(['c7n-org', 'run', '-c', str(accounts), '-u', str(org['bundle']), '-s',
+                   str(out), '--cache-period', '0', '-r', 'all', '-p',
+                   'r3-3-ec2-outside-allowed-regions'], env, check=0)
+    for name in ('alpha', 'gamma'):
+        enabled = {r['RegionName'] for r in session(emulator.url, ids[name]).client(
+            'ec2').describe_regions()['Regions']}
+        assert set(os.listdir(out / name)) == enabled, run.stderr[-2000:]
+    runs = load_runs([str(out)])
+    assert len(runs) > 2 * 10 and not [r for r in runs if r.error], run.stderr[-2000:]
+    # alpha's instances run in us-west-2 and eu-north-1 (allowed: us-east-1, us-west-2);
+    # gamma's one is in us-east-1
+    found = {(f.run.account, f.run.region) for f in findings(runs)}
+    assert found == {('alpha', 'eu-north-1')}

@@ -343,3 +343,29 @@ def test_variables_expand_as_c7n_expands_them():
     copy = fast(plain)  # new containers, as c7n makes: the policy's own data is not shared
     assert copy == plain and copy is not plain and copy['a'] is not plain['a'] and \
         copy['a'][1] is not plain['a'][1]
+
+
+def test_a_forked_process_never_uses_its_parents_connections(aws):
+    """c7n-org resolves the accounts' regions (with profiles: through cached clients) before
+    it forks its workers; a worker that sent on its parent's pooled socket would share it
+    with its parent and the other workers, and read their answers."""
+    import json
+    import os
+    from c7n.credentials import SessionFactory
+    from custodian_ext import perf
+
+    SessionFactory('us-east-1')().client('ec2').describe_regions()
+    assert perf._http_sessions and perf._open_clients and perf._sessions
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what it inherited, and leave without pytest's cleanup
+        try:
+            os.write(write, json.dumps([len(perf._http_sessions), len(perf._open_clients),
+                                        len(perf._sessions)]).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as fh:
+        assert json.loads(fh.read()) == [0, 0, 0]
+    assert perf._http_sessions  # the parent's are its own still
