@@ -108,12 +108,15 @@ def floor(requests, assumed, rules=None):
     """The run's floor from its request log: {'ars': {(account, region): s}, 'prefix': s}.
 
     ``assumed``: the run assumes a role for each account-region (c7n-org). A call's
-    cost is its drawn latency without the handshake; each chain pays one handshake.
+    cost is its drawn latency without the handshake; an account-region that opened a
+    connection pays one handshake (one that sent only on connections a worker kept from
+    the account-regions before it pays none: reusing them is what avoids it).
     """
     rules = rules if rules is not None else rate_rules()
     by_ar = collections.defaultdict(list)
     assume = collections.defaultdict(list)
     prefix = 0.0
+    opened = set()
     for r in requests:
         if r['status'] != 'ok':
             continue
@@ -126,6 +129,8 @@ def floor(requests, assumed, rules=None):
             prefix = max(prefix, cost) if op == ('ec2', 'DescribeRegions') else prefix + cost
             continue
         by_ar[(r['account'], r['region'])].append((op, cost, r['continuation'], r['rtt_ms']))
+        if r.get('new_connection', True):
+            opened.add((r['account'], r['region']))
     handshake_rtts = 2.0
     out = {}
     # c7n-org assumes the member role once per account-region (from the caller's account,
@@ -133,7 +138,8 @@ def floor(requests, assumed, rules=None):
     roles = [c for costs in assume.values() for c in costs]
     credentials = statistics.median(roles) if assumed and roles else 0.0
     for ar, rows in by_ar.items():
-        handshake = handshake_rtts * max(rtt for *_, rtt in rows) / 1000.0
+        handshake = handshake_rtts * max(rtt for *_, rtt in rows) / 1000.0 \
+            if ar in opened else 0.0
         chains = collections.defaultdict(lambda: [0.0, 0.0])  # op -> [max first call, sum of pages]
         lookups = []
         for op, cost, cont, _ in rows:

@@ -29,8 +29,10 @@ Within one process (a c7n-org worker, or ``custodian run``):
   (an account-region's assumed role, or the caller's own credentials) share
   their clients across the policy threads (``_SharedClients``); on a shared
   client the user agent and statistics are the calling thread's policy's.
-  c7n-org drops them at the end of every account-region. A forked process
-  never uses its parent's (``_forked``).
+  c7n-org drops them at the end of every account-region, and keeps their
+  endpoints' open connections for the account-regions after it
+  (``close_clients(keep_connections=True)``). A forked process never uses
+  its parent's (``_forked``).
 
 ``CUSTODIAN_EXT_PERF=0`` switches all of this off (and the per-run resource
 cache, ``custodian_ext.runcache``), for comparison with stock Cloud Custodian;
@@ -48,6 +50,7 @@ with exponential backoff and jitter, within a retry quota.
 """
 import os
 import threading
+import time
 
 _lock = threading.RLock()
 _loaders = {}
@@ -57,12 +60,23 @@ _accepts = {}   # plain function -> accepts **kwargs
 _aliases = {}   # event name -> aliased name, for emitters with botocore's standard aliases
 _open_clients = []  # cached clients, closed by close_clients() at the end of a run
 _http_sessions = {}  # (endpoint prefix, region, host) -> the HTTP session its clients share
+_http_used = {}  # that key -> when an account-region that used it ended (time.monotonic())
 _base_sessions = {}  # profile -> the boto3 session c7n-org assumes roles from
 _assumed = {}  # (profile, role, session name, external id, policy) -> its credentials
 _role_clients = {}  # an identity (that key, or the caller's) -> its _SharedClients
 _sessions = {}  # (an identity, region) -> the session its policy threads share
 _assuming = threading.Lock()
 _loaded = []    # c7n-org's load_available result, once
+
+# c7n-org: an endpoint's open connections are kept for the next account-regions unless
+# none has used them for this long, and only the most recently used endpoints' up to this
+# many connections in all. A connection is not tied to credentials (each request is
+# signed); reusing it saves its TCP and TLS handshakes. The bounds are for the worker's
+# file descriptors and the server's idle connections: AWS closes idle connections
+# itself, urllib3 checks a pooled connection before reusing it, and the standard retry
+# mode retries a connection closed under a request.
+KEEP_IDLE_SECONDS = 60.0
+KEEP_CONNECTIONS = 256
 
 RETRY_MODE = 'standard'
 MAX_ATTEMPTS = 6  # the first try and up to five retries
@@ -377,19 +391,27 @@ def _per_thread_session(session):
     return session
 
 
+def _endpoint_key(client):
+    endpoint = getattr(client, '_endpoint', None)
+    if endpoint is None:
+        return None
+    return (client.meta.service_model.endpoint_prefix, client.meta.region_name, endpoint.host)
+
+
 def _share_connections(client):
     """Called with _lock held: the client uses the open HTTPS connections of the other
-    cached clients of its endpoint (service and region), whichever session made them.
+    cached clients of its endpoint (service and region), whichever session made them,
+    in this account-region or (c7n-org) the ones before it.
 
     Each new connection costs a TCP and a TLS handshake (two round trips) before its
     first request. c7n's threads and sessions each make their own clients; the
     connections to one endpoint are shared by all of them (urllib3's pools are
     thread-safe; a request is signed, not its connection).
     """
-    endpoint = getattr(client, '_endpoint', None)
-    if endpoint is None:
+    key = _endpoint_key(client)
+    if key is None:
         return
-    key = (client.meta.service_model.endpoint_prefix, client.meta.region_name, endpoint.host)
+    endpoint = client._endpoint
     shared = _http_sessions.get(key)
     if shared is None:
         _http_sessions[key] = endpoint.http_session
@@ -646,6 +668,7 @@ def forget_connections():
     with _lock:
         del _open_clients[:]
         _http_sessions.clear()
+        _http_used.clear()
         _base_sessions.clear()
         _assumed.clear()
         _role_clients.clear()
@@ -669,18 +692,62 @@ def _forked():
 os.register_at_fork(after_in_child=_forked)
 
 
-def close_clients():
-    """Close the HTTP connections of the clients cached so far (end of an account-region)."""
+def _idle_connections(http_session):
+    """The open connections waiting in a botocore HTTP session's pools (urllib3 queues
+    a connection, or None for a slot not yet used)."""
+    try:
+        pools = list(http_session._manager.pools._container.values())
+        return sum(1 for p in pools for c in list(p.pool.queue) if c is not None)
+    except Exception:  # another urllib3: count the endpoint as full
+        return 10
+
+
+def close_clients(keep_connections=False):
+    """Close the cached clients (the end of an account-region, or of a run).
+
+    ``keep_connections`` (c7n-org, between account-regions): their endpoints' open
+    connections stay for the account-regions after, within ``KEEP_IDLE_SECONDS`` and
+    ``KEEP_CONNECTIONS``; the rest are closed."""
+    now = time.monotonic()
     with _lock:
         done = list(_open_clients)
         del _open_clients[:]
-        _http_sessions.clear()
         _role_clients.clear()  # closed clients are not handed out again
         _sessions.clear()      # nor by the sessions that hold them
+        if keep_connections:
+            for c in done:
+                key = _endpoint_key(c)
+                if key in _http_sessions:
+                    _http_used[key] = now
+            recent = sorted((k for k, used in _http_used.items()
+                             if k in _http_sessions and now - used <= KEEP_IDLE_SECONDS),
+                            key=_http_used.get, reverse=True)
+            kept, held = set(), 0
+            for k in recent:
+                held += _idle_connections(_http_sessions[k])
+                if held > KEEP_CONNECTIONS:
+                    break
+                kept.add(k)
+        else:
+            kept = set()
+        dropped = [s for k, s in _http_sessions.items() if k not in kept]
+        keep = {id(_http_sessions[k]) for k in kept}
+        for k in list(_http_sessions):
+            if k not in kept:
+                del _http_sessions[k]
+                _http_used.pop(k, None)
     for c in done:
+        endpoint = getattr(c, '_endpoint', None)
+        if endpoint is not None and id(endpoint.http_session) in keep:
+            continue  # its connections are kept; the client itself is dropped
         try:
             c.close()
         except Exception:  # closing is housekeeping; never fail a run on it
+            pass
+    for s in dropped:
+        try:
+            s.close()
+        except Exception:
             pass
 
 

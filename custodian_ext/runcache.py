@@ -347,6 +347,6 @@ def account_region_scope(original):
             return original(*args, **kw)
         finally:
             clear()
-            close_clients()
+            close_clients(keep_connections=True)
             forget_assumed_roles()
     return run_account

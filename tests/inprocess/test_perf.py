@@ -345,6 +345,58 @@ def test_variables_expand_as_c7n_expands_them():
         copy['a'][1] is not plain['a'][1]
 
 
+def _opened(client):
+    """How many connections the client's endpoint pool has opened so far."""
+    manager = client._endpoint.http_session._manager
+    return sum(pool.num_connections for pool in manager.pools._container.values())
+
+
+@pytest.mark.program('c7n-org')
+def test_a_c7n_org_worker_keeps_its_endpoints_connections_for_the_next_account_regions(
+        aws, monkeypatch):
+    """The end of an account-region drops its clients, not their endpoints' open connections:
+    the next account-region's client (new credentials, new client) sends on them. Endpoints
+    idle too long, or beyond the most recent ones' ``KEEP_CONNECTIONS``, are closed; the end
+    of a run closes all."""
+    from c7n.credentials import SessionFactory
+    from custodian_ext import perf, runcache
+
+    role = f'arn:aws:iam::{aws.id}:role/Audit'
+    seen = []
+
+    def account_region(services=('iam',)):
+        session = SessionFactory('us-east-1', assume_role=role)()
+        for service in services:
+            client = session.client(service)
+            client.list_users() if service == 'iam' else client.describe_vpcs()
+            seen.append((service, client, client._endpoint.http_session, _opened(client)))
+
+    runcache.account_region_scope(account_region)()
+    runcache.account_region_scope(account_region)()
+    (_, first, pool, opened), (_, second, pool_again, opened_again) = seen
+    assert second is not first  # the account-region's own client and credentials...
+    assert pool_again is pool and opened == opened_again == 1  # ...on the kept connection
+
+    # bounded: only the most recently used endpoints' connections, up to KEEP_CONNECTIONS
+    monkeypatch.setattr(perf, 'KEEP_CONNECTIONS', 1)
+    seen.clear()
+    runcache.account_region_scope(account_region)(('iam', 'ec2'))
+    runcache.account_region_scope(account_region)(('ec2', 'iam'))
+    by = {(i // 2, s): p for i, (s, _, p, _) in enumerate(seen)}
+    assert len(perf._http_sessions) == 1
+    assert sum(by[(1, s)] is by[(0, s)] for s in ('iam', 'ec2')) == 1, by
+    # and not when idle for longer than KEEP_IDLE_SECONDS
+    monkeypatch.setattr(perf, 'KEEP_IDLE_SECONDS', -1)
+    runcache.account_region_scope(account_region)()
+    assert perf._http_sessions == {}
+    # the end of a run closes every connection, kept or not
+    monkeypatch.setattr(perf, 'KEEP_IDLE_SECONDS', 60)
+    runcache.account_region_scope(account_region)()
+    assert perf._http_sessions
+    perf.close_clients()
+    assert perf._http_sessions == {} and perf._http_used == {}
+
+
 def test_a_forked_process_never_uses_its_parents_connections(aws):
     """c7n-org resolves the accounts' regions (with profiles: through cached clients) before
     it forks its workers; a worker that sent on its parent's pooled socket would share it
@@ -369,3 +421,4 @@ def test_a_forked_process_never_uses_its_parents_connections(aws):
     with os.fdopen(read) as fh:
         assert json.loads(fh.read()) == [0, 0, 0]
     assert perf._http_sessions  # the parent's are its own still
+

@@ -35,3 +35,18 @@ def test_the_floors_schedule_keeps_the_documented_rate():
                  'account': '1', 'region': 'us-east-1', 't': t} for t in ts]
     assert lookup_rate(sent([k // 2 for k in range(9)])) == 2
     assert lookup_rate(sent([0, 0] + [(k - 1) / 2 for k in range(2, 9)])) == 3
+
+
+def test_an_account_region_on_kept_connections_pays_no_handshake():
+    """A c7n-org worker keeps its endpoints' connections between account-regions: an
+    account-region that opened none is not charged the two round trips of one."""
+    from bench.walltime import floor
+
+    def call(region, new):
+        return {'service': 'ec2', 'operation': 'DescribeVpcs', 'status': 'ok',
+                'account': '1', 'region': region, 'latency_ms': 100.0 + (200.0 if new else 0),
+                'handshake_ms': 200.0 if new else 0.0, 'rtt_ms': 100.0,
+                'continuation': False, 'new_connection': new}
+    ars = floor([call('eu-west-1', True), call('eu-west-2', False)], assumed=False,
+                rules={})['ars']
+    assert round(ars[('1', 'eu-west-1')], 9) == 0.3 and round(ars[('1', 'eu-west-2')], 9) == 0.1
