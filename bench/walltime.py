@@ -371,7 +371,9 @@ def render(runs, args, n_regions, load, elapsed, command, header=None):
         f"Machine: {cores()} cores shared with other work; load average before the "
         f"runs: {load}; whole benchmark {elapsed:.0f}s (seeding included). Latency: "
         f"custodian_ext_dev/emulator/latency.yml (runner in us-east-1), scale "
-        f"{args.scale}, seed {args.seed}."]
+        f"{args.scale}, seed {args.seed}; "
+        + ("plain HTTP." if getattr(args, 'plain_http', False) else
+           "HTTPS (the clients verify the emulator with botocore's CA bundle).")]
     lines = lines + [
         '',
         '| sweep | path | C7N_ORG_PARALLEL | wall (s) | floor (s) | wall / floor '
@@ -452,6 +454,8 @@ def main(argv=None):
                              "older than 90 days, every history window is clamped")
     parser.add_argument('--scale', type=float, default=1.0, help='multiply every latency')
     parser.add_argument('--seed', type=int, default=1)
+    parser.add_argument('--plain-http', action='store_true',
+                        help='the emulator without TLS (tables before December 2026)')
     parser.add_argument('--out', default=os.path.join(REPO, 'bench-output', 'walltime'))
     parser.add_argument('--docs', default='', help='write the figures into this Markdown file')
     parser.add_argument('--rerender', metavar='DIR',
@@ -471,7 +475,9 @@ def main(argv=None):
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     say(f"emulator starting; seeding {args.accounts} accounts")
-    with Emulator(log_file=os.path.join(work, 'emulator.log')) as emu:
+    with Emulator(log_file=os.path.join(work, 'emulator.log'), tls=not args.plain_http) as emu:
+        if emu.ca_bundle:  # AWS speaks HTTPS only: every client here verifies the emulator
+            os.environ['AWS_CA_BUNDLE'] = emu.ca_bundle
         accounts, ids, known, settings = sweep.seed(emu.url, args.accounts)
         if args.incident_start:
             settings['incident_start'] = args.incident_start

@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -85,9 +86,13 @@ class Emulator:
     boto3 sessions bound to it, ``reset()`` empties every backend.
     """
 
-    def __init__(self, host='127.0.0.1', log_file=None, iam_auth=None):
+    def __init__(self, host='127.0.0.1', log_file=None, iam_auth=None, tls=False):
         self.host = host
         self.log_file = log_file
+        # HTTPS, as AWS's endpoints (emulator/tls.py): clients verify the emulator with
+        # ``ca_bundle``, botocore's bundle with its certificate added
+        self.tls_dir = tempfile.mkdtemp(prefix='emulator-tls-') if tls else None
+        self.ca_bundle = None
         # IAM enforcement: the number of requests served before every signed request is
         # checked against its caller's IAM policies (moto's INITIAL_NO_AUTH_ACTION_COUNT;
         # None: never; 'inf': not yet, until enforce_iam()). See emulator/iam_auth.py.
@@ -106,7 +111,7 @@ class Emulator:
         err = open(self.log_file, 'ab') if self.log_file else subprocess.DEVNULL
         self.proc = subprocess.Popen(
             [sys.executable, '-m', 'custodian_ext_dev.emulator', '--host', self.host,
-             '--parent', str(os.getpid())],
+             '--parent', str(os.getpid())] + (['--tls', self.tls_dir] if self.tls_dir else []),
             stdout=subprocess.PIPE, stderr=err, env=env, text=True)
         deadline = time.time() + timeout
         line = self.proc.stdout.readline()
@@ -114,9 +119,12 @@ class Emulator:
             self.stop()
             raise RuntimeError(f"emulator failed to start: {line.strip() or 'no output'}")
         self.url = assert_loopback(line.split()[1])
+        if self.tls_dir:
+            from custodian_ext_dev.emulator import tls
+            self.ca_bundle = os.path.join(self.tls_dir, tls.BUNDLE)
         while time.time() < deadline:
             try:
-                urllib.request.urlopen(self.url + '/moto-api/data.json', timeout=5).read()
+                self._open(self.url + '/moto-api/data.json', timeout=5).read()
                 return self
             except OSError:
                 time.sleep(0.1)
@@ -134,6 +142,9 @@ class Emulator:
         if self.proc and self.proc.stdout:
             self.proc.stdout.close()
         self.proc = None
+        if self.tls_dir:
+            import shutil
+            shutil.rmtree(self.tls_dir, ignore_errors=True)
 
     def __enter__(self):
         return self.start()
@@ -144,6 +155,13 @@ class Emulator:
     def reset(self):
         self.post('/moto-api/reset')
 
+    def _open(self, req, timeout):
+        if not self.tls_dir:
+            return urllib.request.urlopen(req, timeout=timeout)
+        from custodian_ext_dev.emulator import tls
+        return urllib.request.urlopen(req, timeout=timeout,
+                                      context=tls.client_context(self.tls_dir))
+
     def enforce_iam(self, after=0):
         """Check every signed request against its caller's IAM policies once ``after`` more
         requests have been served (0: from now on; float('inf'): stop checking)."""
@@ -153,18 +171,21 @@ class Emulator:
         assert_loopback(self.url)
         req = urllib.request.Request(self.url + path, data=data, method='POST',
                                      headers={'Content-Type': 'application/octet-stream'})
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        with self._open(req, timeout=30) as resp:
             return resp.read()
 
     def post(self, path, body=None):
         assert_loopback(self.url)
         data = json.dumps(body).encode() if body is not None else b''
         req = urllib.request.Request(self.url + path, data=data, method='POST')
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        with self._open(req, timeout=30) as resp:
             return resp.read()
 
     def env(self, base=None):
-        return client_env(self.url, base)
+        env = client_env(self.url, base)
+        if self.ca_bundle:
+            env['AWS_CA_BUNDLE'] = self.ca_bundle
+        return env
 
     def session(self, account_id=None, region='us-east-1'):
         """A boto3 session on the emulator, in ``account_id`` (via sts:AssumeRole)."""

@@ -14,11 +14,35 @@ def _watch_parent(pid):
             os._exit(0)
 
 
+def _with_tls(server, folder):
+    """moto's threaded server, its werkzeug server made with an SSL context."""
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication, MotoRequestHandler, create_backend_app)
+    from werkzeug.serving import make_server
+
+    from custodian_ext_dev.emulator import tls
+    tls.make(folder)
+    context = tls.server_context(folder)
+
+    class TLSServer(ThreadedMotoServer):
+        def _server_entry(self):
+            app = DomainDispatcherApplication(create_backend_app)
+            self._server = make_server(self._ip_address, self._port, app, True,
+                                       request_handler=MotoRequestHandler,
+                                       ssl_context=context)
+            self._server_ready_event.set()
+            self._server.serve_forever()
+    return TLSServer(ip_address=server._ip_address, port=server._port, verbose=False)
+
+
 def main():
     parser = argparse.ArgumentParser(prog='python -m custodian_ext_dev.emulator')
     parser.add_argument('--host', default='127.0.0.1')
     parser.add_argument('--port', type=int, default=0)
     parser.add_argument('--parent', type=int, default=None)
+    parser.add_argument('--tls', metavar='DIR', default=None,
+                        help='serve HTTPS; certificate, key and clients\' CA bundle in DIR')
     args = parser.parse_args()
 
     from custodian_ext_dev.emulator import assert_loopback
@@ -32,9 +56,13 @@ def main():
 
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
     server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
+    scheme = 'http'
+    if args.tls:
+        server = _with_tls(server, args.tls)
+        scheme = 'https'
     server.start()
     host, port = server.get_host_and_port()
-    sys.stdout.write(f'READY http://{host}:{port}\n')
+    sys.stdout.write(f'READY {scheme}://{host}:{port}\n')
     sys.stdout.flush()
     if args.parent:
         threading.Thread(target=_watch_parent, args=(args.parent,), daemon=True).start()

@@ -38,6 +38,7 @@ import collections
 import hashlib
 import io
 import json
+import os
 import re
 import threading
 import time
@@ -298,7 +299,11 @@ def _request(url, path, body=None):
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url + PREFIX + path, data=data,
                                  method='GET' if body is None else 'POST')
-    with urllib.request.urlopen(req, timeout=60) as resp:
+    context = None
+    if url.startswith('https:'):  # the emulator over TLS: its bundle, as the clients'
+        import ssl
+        context = ssl.create_default_context(cafile=os.environ['AWS_CA_BUNDLE'])
+    with urllib.request.urlopen(req, timeout=60, context=context) as resp:
         return json.loads(resp.read())
 
 
