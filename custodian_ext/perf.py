@@ -33,6 +33,9 @@ Within one process (a c7n-org worker, or ``custodian run``):
   endpoints' open connections for the account-regions after it
   (``close_clients(keep_connections=True)``). A forked process never uses
   its parent's (``_forked``).
+- ``shared_ssl_context`` and ``loaded_ca_once``: HTTPS connections load the CA
+  bundle once per process, not once each (urllib3 reloads it into the SSL
+  context for every new connection).
 
 ``CUSTODIAN_EXT_PERF=0`` switches all of this off (and the per-run resource
 cache, ``custodian_ext.runcache``), for comparison with stock Cloud Custodian;
@@ -67,6 +70,7 @@ _role_clients = {}  # an identity (that key, or the caller's) -> its _SharedClie
 _sessions = {}  # (an identity, region) -> the session its policy threads share
 _assuming = threading.Lock()
 _loaded = []    # c7n-org's load_available result, once
+_ssl_contexts = {}  # CA bundle path -> the SSL context the HTTP sessions verifying with it share
 
 # c7n-org: an endpoint's open connections are kept for the next account-regions unless
 # none has used them for this long, and only the most recently used endpoints' up to this
@@ -481,6 +485,59 @@ def shared_reads(original):
         return shared_read(self, operation_name, api_params,
                            lambda: original(self, operation_name, api_params))
     return _make_api_call
+
+
+# -- TLS: botocore.httpsession.URLLib3Session ---------------------------------------
+
+def shared_ssl_context(original):
+    """``URLLib3Session._get_ssl_context``: the HTTP sessions that verify against the same
+    CA bundle share one SSL context, into which ``loaded_ca_once`` loads the bundle.
+
+    Not shared: a session that does not verify, or presents a client certificate (urllib3
+    loads it into the context). urllib3 sets the context's ``verify_mode`` from each
+    connection's ``cert_reqs``: the same for every session of one key.
+    """
+    def _get_ssl_context(self):
+        verify = getattr(self, '_verify', None)
+        if not verify or getattr(self, '_cert_file', None):
+            return original(self)
+        from botocore.httpsession import get_cert_path
+        key = get_cert_path(verify)
+        with _lock:
+            context = _ssl_contexts.get(key)
+            if context is None:
+                context = _ssl_contexts[key] = original(self)
+                context._ext_ca = None  # the bundle it holds, once loaded_ca_once has loaded it
+        return context
+    return _get_ssl_context
+
+
+def loaded_ca_once(original):
+    """``URLLib3Session._setup_ssl_cert``: the CA bundle is loaded into a shared SSL context
+    once per process, not once per new HTTPS connection.
+
+    botocore names its bundle on every connection pool, and urllib3 then calls
+    ``load_verify_locations`` for each new connection: with OpenSSL 3 that parsed
+    botocore's 126 CA certificates again each time, 25-40 ms of CPU per connection on the
+    benchmark's machine (urllib3 #3623, botocore #3171, CPython #95031), more than the
+    TLS handshake itself. The connection still verifies the server's certificate and
+    name against the same bundle (``cert_reqs`` is unchanged).
+    """
+    def _setup_ssl_cert(self, conn, url, verify):
+        original(self, conn, url, verify)
+        path = getattr(conn, 'ca_certs', None)
+        context = (getattr(conn, 'conn_kw', None) or {}).get('ssl_context')
+        if not path or not hasattr(context, '_ext_ca'):
+            return  # not a shared context: as botocore and urllib3 do it
+        if context._ext_ca != path:
+            with _lock:
+                if context._ext_ca is None:
+                    context.load_verify_locations(path)
+                    context._ext_ca = path
+            if context._ext_ca != path:
+                return  # another bundle than the context's (cannot happen by its key)
+        conn.ca_certs = None
+    return _setup_ssl_cert
 
 
 # -- share_base_session: c7n.credentials.SessionFactory.__call__ --------------------

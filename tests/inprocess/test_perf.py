@@ -422,3 +422,55 @@ def test_a_forked_process_never_uses_its_parents_connections(aws):
         assert json.loads(fh.read()) == [0, 0, 0]
     assert perf._http_sessions  # the parent's are its own still
 
+
+@pytest.fixture(scope='module')
+def tls_emulator():
+    """The emulator over HTTPS, as AWS's endpoints: its CA bundle is botocore's with the
+    emulator's certificate added (custodian_ext_dev/emulator/tls.py)."""
+    from custodian_ext_dev.emulator import Emulator
+    with Emulator(tls=True) as emu:
+        yield emu
+
+
+def _https_calls(emu, monkeypatch, bundle):
+    """Five clients of separate sessions, each making two calls at once (two connections
+    each); returns (CA bundle loads, connections opened)."""
+    import ssl
+    loads = []
+    original = ssl.SSLContext.load_verify_locations
+
+    def counted(self, *a, **kw):
+        loads.append(a)
+        return original(self, *a, **kw)
+    monkeypatch.setattr(ssl.SSLContext, 'load_verify_locations', counted)
+    for k, v in (('AWS_ACCESS_KEY_ID', 'testing'), ('AWS_SECRET_ACCESS_KEY', 'testing'),
+                 ('AWS_ENDPOINT_URL', emu.url), ('AWS_CA_BUNDLE', bundle)):
+        monkeypatch.setenv(k, v)
+    clients = [boto3.Session(region_name='us-east-1').client('sts') for _ in range(5)]
+    barrier = threading.Barrier(2)
+
+    def call(client):
+        barrier.wait(timeout=30)
+        client.get_caller_identity()
+    for client in clients:
+        _on_threads(lambda _, c=client: call(c), range(2))
+    return len(loads), sum(_opened(c) for c in clients)
+
+
+def test_https_connections_load_the_ca_bundle_once_and_still_verify(tls_emulator, monkeypatch):
+    """urllib3 loads botocore's CA bundle into the SSL context for every new connection
+    (25-40 ms of CPU each with OpenSSL 3); the pack loads it once per process, and every
+    connection still verifies the server against it."""
+    loads, opened = _https_calls(tls_emulator, monkeypatch, tls_emulator.ca_bundle)
+    assert opened >= 6 and loads == 1, (opened, loads)
+    from botocore.exceptions import SSLError
+    from botocore.httpsession import DEFAULT_CA_BUNDLE
+    monkeypatch.setenv('AWS_CA_BUNDLE', DEFAULT_CA_BUNDLE)  # without the emulator's certificate
+    with pytest.raises(SSLError, match='CERTIFICATE_VERIFY_FAILED'):
+        boto3.Session(region_name='us-east-1').client('sts').get_caller_identity()
+
+
+@pytest.mark.program(None)
+def test_stock_botocore_loads_the_ca_bundle_for_each_connection(tls_emulator, monkeypatch):
+    loads, opened = _https_calls(tls_emulator, monkeypatch, tls_emulator.ca_bundle)
+    assert opened >= 6 and loads == opened, (opened, loads)
