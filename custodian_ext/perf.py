@@ -535,7 +535,11 @@ def loaded_ca_once(original):
                     context.load_verify_locations(path)
                     context._ext_ca = path
             if context._ext_ca != path:
-                return  # another bundle than the context's (cannot happen by its key)
+                # another bundle than the context's (its key says it cannot be): a context of
+                # its own, so urllib3 never adds this bundle's CAs to the shared one
+                from urllib3.util.ssl_ import create_urllib3_context
+                conn.conn_kw['ssl_context'] = create_urllib3_context()
+                return
         conn.ca_certs = None
     return _setup_ssl_cert
 

@@ -474,3 +474,20 @@ def test_https_connections_load_the_ca_bundle_once_and_still_verify(tls_emulator
 def test_stock_botocore_loads_the_ca_bundle_for_each_connection(tls_emulator, monkeypatch):
     loads, opened = _https_calls(tls_emulator, monkeypatch, tls_emulator.ca_bundle)
     assert opened >= 6 and loads == opened, (opened, loads)
+
+
+def test_a_pool_asking_for_another_bundle_never_adds_it_to_the_shared_context(tls_emulator,
+                                                                              monkeypatch):
+    """Should a session's CA bundle change after its context was shared (botocore never does
+    it), that pool gets a context of its own: the shared one keeps trusting only its bundle."""
+    from botocore.httpsession import DEFAULT_CA_BUNDLE, URLLib3Session
+    session = URLLib3Session(verify=tls_emulator.ca_bundle)
+    pool = session._manager.connection_from_url(tls_emulator.url)
+    shared = pool.conn_kw['ssl_context']
+    session._setup_ssl_cert(pool, tls_emulator.url, tls_emulator.ca_bundle)
+    assert pool.ca_certs is None and shared._ext_ca == tls_emulator.ca_bundle
+    other = URLLib3Session(verify=tls_emulator.ca_bundle)._manager.connection_from_url(
+        tls_emulator.url)
+    assert other.conn_kw['ssl_context'] is shared
+    session._setup_ssl_cert(other, tls_emulator.url, DEFAULT_CA_BUNDLE)
+    assert other.conn_kw['ssl_context'] is not shared and other.ca_certs == DEFAULT_CA_BUNDLE
