@@ -791,12 +791,10 @@ def close_clients(keep_connections=False):
                 kept.add(k)
         else:
             kept = set()
-        dropped = [s for k, s in _http_sessions.items() if k not in kept]
-        keep = {id(_http_sessions[k]) for k in kept}
-        for k in list(_http_sessions):
-            if k not in kept:
-                del _http_sessions[k]
-                _http_used.pop(k, None)
+        dropped = [_http_sessions.pop(k) for k in list(_http_sessions) if k not in kept]
+        for k in set(_http_used) - kept:
+            del _http_used[k]
+        keep = {id(s) for s in _http_sessions.values()}
     for c in done:
         endpoint = getattr(c, '_endpoint', None)
         if endpoint is not None and id(endpoint.http_session) in keep:
