@@ -156,11 +156,11 @@ class Emulator:
         self.post('/moto-api/reset')
 
     def _open(self, req, timeout):
-        if not self.tls_dir:
+        if not self.ca_bundle:
             return urllib.request.urlopen(req, timeout=timeout)
         from custodian_ext_dev.emulator import tls
         return urllib.request.urlopen(req, timeout=timeout,
-                                      context=tls.client_context(self.tls_dir))
+                                      context=tls.client_context(self.ca_bundle))
 
     def enforce_iam(self, after=0):
         """Check every signed request against its caller's IAM policies once ``after`` more

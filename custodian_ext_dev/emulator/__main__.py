@@ -14,26 +14,16 @@ def _watch_parent(pid):
             os._exit(0)
 
 
-def _with_tls(server, folder):
-    """moto's threaded server, its werkzeug server made with an SSL context."""
-    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication, MotoRequestHandler, create_backend_app)
-    from werkzeug.serving import make_server
+def _serve_tls(folder):
+    """moto's threaded server makes its werkzeug server with an SSL context (this process
+    only)."""
+    import functools
+    from moto.moto_server import threaded_moto_server
 
     from custodian_ext_dev.emulator import tls
     tls.make(folder)
-    context = tls.server_context(folder)
-
-    class TLSServer(ThreadedMotoServer):
-        def _server_entry(self):
-            app = DomainDispatcherApplication(create_backend_app)
-            self._server = make_server(self._ip_address, self._port, app, True,
-                                       request_handler=MotoRequestHandler,
-                                       ssl_context=context)
-            self._server_ready_event.set()
-            self._server.serve_forever()
-    return TLSServer(ip_address=server._ip_address, port=server._port, verbose=False)
+    threaded_moto_server.make_server = functools.partial(
+        threaded_moto_server.make_server, ssl_context=tls.server_context(folder))
 
 
 def main():
@@ -55,11 +45,10 @@ def main():
     extensions.apply()
 
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
-    server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
-    scheme = 'http'
     if args.tls:
-        server = _with_tls(server, args.tls)
-        scheme = 'https'
+        _serve_tls(args.tls)
+    server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
+    scheme = 'https' if args.tls else 'http'
     server.start()
     host, port = server.get_host_and_port()
     sys.stdout.write(f'READY {scheme}://{host}:{port}\n')

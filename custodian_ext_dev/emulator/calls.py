@@ -301,8 +301,8 @@ def _request(url, path, body=None):
                                  method='GET' if body is None else 'POST')
     context = None
     if url.startswith('https:'):  # the emulator over TLS: its bundle, as the clients'
-        import ssl
-        context = ssl.create_default_context(cafile=os.environ['AWS_CA_BUNDLE'])
+        from custodian_ext_dev.emulator import tls
+        context = tls.client_context(os.environ['AWS_CA_BUNDLE'])
     with urllib.request.urlopen(req, timeout=60, context=context) as resp:
         return json.loads(resp.read())
 

@@ -8,6 +8,7 @@ certificate added, so a client verifies the emulator as it verifies AWS, at the 
 cost. Test and benchmark only.
 """
 import datetime
+import functools
 import ipaddress
 import os
 
@@ -57,6 +58,8 @@ def server_context(folder):
     return context
 
 
-def client_context(folder):
+@functools.lru_cache(maxsize=None)
+def client_context(bundle):
+    """An SSL context that verifies the emulator with ``bundle`` (its path), loaded once."""
     import ssl
-    return ssl.create_default_context(cafile=os.path.join(folder, BUNDLE))
+    return ssl.create_default_context(cafile=bundle)
